@@ -1,0 +1,1 @@
+"""The published language: topic names, the CloudEvents envelope and every service's event contracts."""

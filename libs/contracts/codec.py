@@ -1,0 +1,130 @@
+"""Plain-JSON encoding of contract dataclasses: dates as ISO strings, UUIDs as strings, enums by value."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import types
+import typing
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
+
+
+class Contract(Protocol):
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int]
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+C = TypeVar("C")
+
+
+class ContractDecodeError(ValueError):
+    """A payload does not match its contract; names the field at fault."""
+
+
+def to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    return value
+
+
+def from_json(cls: type[C], data: Mapping[str, Any]) -> C:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                continue
+            raise ContractDecodeError(f"{cls.__name__}.{f.name}: missing")
+        try:
+            values[f.name] = _coerce(hints[f.name], data[f.name])
+        except (TypeError, ValueError) as exc:
+            raise ContractDecodeError(f"{cls.__name__}.{f.name}: {exc}") from exc
+    return cls(**values)
+
+
+def _coerce(hint: Any, raw: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if raw is None:
+            return None
+        return _coerce(args[0], raw)
+    if origin in (tuple, list):
+        (item, *_) = typing.get_args(hint)
+        return tuple(_coerce(item, v) for v in raw)
+    if origin is typing.Literal:
+        if raw not in typing.get_args(hint):
+            raise ValueError(f"{raw!r} is not one of {typing.get_args(hint)}")
+        return raw
+    if hint is Any:
+        return raw
+    if isinstance(hint, type):
+        if hint is dt.date:
+            return dt.date.fromisoformat(raw)
+        if hint is dt.datetime:
+            return dt.datetime.fromisoformat(raw)
+        if hint is uuid.UUID:
+            return uuid.UUID(str(raw))
+        if issubclass(hint, enum.Enum):
+            return hint(raw)
+        if dataclasses.is_dataclass(hint):
+            return from_json(hint, raw)
+        if hint is float and isinstance(raw, int):
+            return float(raw)
+        if hint in (str, int, bool, dict) and not isinstance(raw, hint):
+            raise TypeError(f"expected {hint.__name__}, got {type(raw).__name__}")
+    return raw
+
+
+class Catalogue:
+    """The named, versioned event types of one topic: explicit strings, never Python import paths."""
+
+    def __init__(self, source: str, *classes: type[Any]) -> None:
+        self.source = source
+        self._by_name: dict[str, type[Any]] = {}
+        for cls in classes:
+            self._by_name[cls.event_type] = cls
+
+    def __contains__(self, event_type: str) -> bool:
+        return event_type in self._by_name
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def classes(self) -> list[type[Any]]:
+        return [self._by_name[n] for n in self.names()]
+
+    def ce_type(self, event_type: str) -> str:
+        cls = self._by_name[event_type]
+        return f"vn.party.{self.source}.{event_type}.v{cls.schema_version}"
+
+    def decode(self, event_type: str, data: Mapping[str, Any]) -> Any:
+        try:
+            cls = self._by_name[event_type]
+        except KeyError:
+            raise ContractDecodeError(f"unknown event type {event_type!r} on {self.source}") from None
+        return from_json(cls, data)
+
+    @staticmethod
+    def parse_ce_type(ce_type: str) -> tuple[str, str, int]:
+        """`vn.party.registry.OrganizationUnitEstablished.v1` -> (registry, OrganizationUnitEstablished, 1)."""
+        parts = ce_type.split(".")
+        if len(parts) != 5 or parts[:2] != ["vn", "party"] or not parts[4].startswith("v"):
+            raise ContractDecodeError(f"not a party event type: {ce_type!r}")
+        return parts[2], parts[3], int(parts[4][1:])

@@ -1,0 +1,472 @@
+"""The consumer: applies events to PostgreSQL with its progress in the same transaction.
+
+Rules it keeps (ARCHITECTURE.md §9.2, 9.4, 9.5):
+- an event is applied only when its version is the stream's last applied + 1; repeats are dropped and a
+  gap holds the key back (the relay resends from a key's first unacknowledged row, and a replay from the
+  start fills any hole), counted by the `consumer.held_at_gap` metric;
+- `(topic id, partition, offset)` is stored only as a hint of where to resume; when the topic id changed
+  (the broker lost its log) the consumer starts the partition again from the beginning;
+- a handler that raises sends its event to the dead-letter topic with the error; that key's later events
+  are parked behind it, other keys go on;
+- each event's command id is counted, so a consistency token is satisfied only when every event of its
+  command has been applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from contracts.codec import Catalogue
+from contracts.envelope import Envelope
+from contracts.topics import dead_letter_topic
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+from psycopg.types.json import Jsonb
+
+from servicekit import kafka as kafka_setup
+from servicekit.database import connect
+from servicekit.lease import Lease
+from servicekit.telemetry import attached, context_from, meter, tracer
+
+log = logging.getLogger("servicekit.consumer")
+
+
+@dataclass(frozen=True)
+class ConsumedEvent:
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope
+    source: str
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+
+    @property
+    def stream_id(self) -> str:
+        return f"{self.source}/{self.envelope.subject}"
+
+    @property
+    def version(self) -> int:
+        return self.envelope.stream_version
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.envelope.subject
+
+
+EventHandler = Callable[[psycopg.Connection, ConsumedEvent], None]
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    name: str
+    database_url: str
+    schema: str
+    bootstrap_servers: str
+    topics: tuple[str, ...]
+    lease_ttl_s: float = 10.0
+    poll_timeout_ms: int = 100
+    topic_check_interval_s: float = 1.0
+
+
+class PoisonMessage(Exception):
+    """A record that cannot be decoded into an event."""
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        handler: EventHandler,
+        *,
+        catalogues: Sequence[Catalogue] = (),
+        on_applied: Callable[[list[ConsumedEvent]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._handler = handler
+        self._catalogues = {c.source: c for c in catalogues}
+        self._on_applied = on_applied
+        self._conn = connect(settings.database_url, schema=settings.schema, autocommit=True)
+        self.lease = Lease(self._conn, name=f"consumer:{settings.name}", ttl_s=settings.lease_ttl_s)
+        self._consumer: KafkaConsumer | None = None
+        self._producer: Any = None
+        self._topic_ids: dict[str, str] = {}
+        self._checked_at = 0.0
+        self._tracer = tracer("servicekit.consumer")
+        m = meter("servicekit.consumer")
+        self._applied_counter = m.create_counter("consumer.applied", unit="{event}")
+        self._gap_counter = m.create_counter("consumer.held_at_gap", unit="{event}")
+        self._dead_counter = m.create_counter("consumer.dead_lettered", unit="{event}")
+        m.create_observable_gauge("consumer.lag", callbacks=[self._observe_lag], unit="{record}")
+        self.lag: dict[tuple[str, int], int] = {}
+        self.applied_total = 0
+        self.held_at_gap = 0
+        self.resyncs = 0
+
+    def _observe_lag(self, _options: Any) -> Any:
+        from opentelemetry.metrics import Observation
+
+        return [
+            Observation(lag, {"consumer": self.settings.name, "topic": t, "partition": p})
+            for (t, p), lag in list(self.lag.items())
+        ]
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if not self._hold_lease():
+                    stop.wait(min(1.0, self.settings.lease_ttl_s / 3))
+                    continue
+                self.poll_once()
+            except psycopg.OperationalError:
+                log.exception("database unavailable; retrying")
+                stop.wait(1.0)
+                self._reconnect_database()
+            except KafkaError:
+                log.warning("broker error; reconnecting", exc_info=True)
+                self._close_kafka()
+                stop.wait(0.5)
+        self.close()
+
+    def _hold_lease(self) -> bool:
+        if self.lease.held:
+            if self.lease.renew_if_due():
+                return True
+            self._close_kafka()
+            return False
+        return self.lease.acquire()
+
+    def poll_once(self) -> int:
+        """One poll and one transaction; returns how many events were applied."""
+        consumer = self._ensure_consumer()
+        if consumer is None:
+            time.sleep(0.2)
+            return 0
+        self._check_topic_ids_if_due(consumer)
+        batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+        records = [r for part in batch.values() for r in part]
+        self._forward_dead_letters()
+        if not records:
+            self._measure_lag(consumer)
+            return 0
+        applied = self._apply(records)
+        self._measure_lag(consumer)
+        return len(applied)
+
+    def _apply(self, records: list[Any]) -> list[ConsumedEvent]:
+        """Apply a poll's records in one transaction; on a handler error, redo them one by one."""
+        try:
+            with self._conn.transaction():
+                return self._apply_in_transaction(records, isolate=False)
+        except _HandlerFailed:
+            with self._conn.transaction():
+                return self._apply_in_transaction(records, isolate=True)
+
+    def _apply_in_transaction(self, records: list[Any], *, isolate: bool) -> list[ConsumedEvent]:
+        conn = self._conn
+        decoded: list[tuple[Any, ConsumedEvent | None, str | None]] = []
+        for record in records:
+            try:
+                decoded.append((record, self._decode(record), None))
+            except PoisonMessage as exc:
+                decoded.append((record, None, str(exc)))
+        streams = sorted({e.stream_id for _, e, _ in decoded if e is not None})
+        progress: dict[str, tuple[int, int | None]] = {}
+        if streams:
+            conn.execute(
+                "INSERT INTO consumer_streams (consumer, stream_id, version)"
+                " SELECT %s, s, 0 FROM unnest(%s::text[]) AS s ON CONFLICT DO NOTHING",
+                (self.settings.name, streams),
+            )
+            for stream, version, poisoned in conn.execute(
+                "SELECT stream_id, version, poisoned_at_version FROM consumer_streams"
+                " WHERE consumer = %s AND stream_id = ANY(%s) ORDER BY stream_id FOR UPDATE",
+                (self.settings.name, streams),
+            ).fetchall():
+                progress[stream] = (version, poisoned)
+        applied: list[ConsumedEvent] = []
+        changed: set[str] = set()
+        for record, event, decode_error in decoded:
+            if event is None:
+                self._dead_letter(record, None, decode_error or "undecodable")
+                continue
+            version, poisoned = progress[event.stream_id]
+            if event.version <= version:
+                continue
+            if poisoned is not None:
+                if event.version > poisoned:
+                    self._park(event, record)
+                continue
+            if event.version != version + 1:
+                self.held_at_gap += 1
+                self._gap_counter.add(1, {"consumer": self.settings.name})
+                continue
+            if not self._run_handler(event, isolate=isolate):
+                self._dead_letter(record, event, self._last_error)
+                progress[event.stream_id] = (version, event.version)
+                changed.add(event.stream_id)
+                continue
+            progress[event.stream_id] = (event.version, None)
+            changed.add(event.stream_id)
+            applied.append(event)
+        if changed:
+            names = sorted(changed)
+            conn.execute(
+                "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
+                " FROM unnest(%s::text[], %s::int[], %s::int[]) AS x(s, v, p)"
+                " WHERE c.consumer = %s AND c.stream_id = x.s",
+                (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
+            )
+        self._count_commands(applied)
+        self._store_offsets(records)
+        if applied:
+            self.applied_total += len(applied)
+            self._applied_counter.add(len(applied), {"consumer": self.settings.name})
+            if self._on_applied is not None:
+                self._on_applied(applied)
+        return applied
+
+    _last_error = ""
+
+    def _run_handler(self, event: ConsumedEvent, *, isolate: bool) -> bool:
+        parent = context_from(event.envelope.traceparent, event.envelope.tracestate)
+        with attached(parent), self._tracer.start_as_current_span(
+            f"{event.topic} process",
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.consumer.group.name": self.settings.name,
+                        "party.event_type": event.event_type, "party.stream_id": event.stream_id,
+                        "party.stream_version": event.version},
+        ):
+            if not isolate:
+                try:
+                    self._handler(self._conn, event)
+                except Exception as exc:
+                    raise _HandlerFailed from exc
+                return True
+            try:
+                with self._conn.transaction():
+                    self._handler(self._conn, event)
+                return True
+            except Exception as exc:
+                log.exception("handler failed on %s v%s", event.stream_id, event.version)
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                return False
+
+    def _decode(self, record: Any) -> ConsumedEvent:
+        try:
+            envelope = Envelope.from_headers(record.headers or [])
+            source, event_type, schema_version = Catalogue.parse_ce_type(envelope.type)
+            data = json.loads(record.value)
+            if not isinstance(data, dict):
+                raise ValueError("event data is not a JSON object")
+            catalogue = self._catalogues.get(source)
+            if catalogue is not None:
+                catalogue.decode(event_type, data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PoisonMessage(f"{type(exc).__name__}: {exc}") from exc
+        return ConsumedEvent(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            envelope=envelope,
+            source=source,
+            event_type=event_type,
+            schema_version=schema_version,
+            data=data,
+        )
+
+    def _dead_letter(self, record: Any, event: ConsumedEvent | None, error: str) -> None:
+        self._dead_counter.add(1, {"consumer": self.settings.name})
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
+        self._conn.execute(
+            "INSERT INTO consumer_dead_letters (consumer, topic, partition, \"offset\", stream_id, version,"
+            " error, key, value, headers) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (self.settings.name, record.topic, record.partition, record.offset,
+             event.stream_id if event else None, event.version if event else None, error,
+             record.key, record.value, Jsonb(headers)),
+        )
+
+    def _park(self, event: ConsumedEvent, record: Any) -> None:
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
+        self._conn.execute(
+            "INSERT INTO consumer_parked (consumer, stream_id, version, topic, key, value, headers)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (self.settings.name, event.stream_id, event.version, record.topic, record.key, record.value,
+             Jsonb(headers)),
+        )
+
+    def _count_commands(self, applied: list[ConsumedEvent]) -> None:
+        if not applied:
+            return
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for event in applied:
+            entry = counts[event.envelope.command_id]
+            entry[0] = event.envelope.command_event_count
+            entry[1] += 1
+        ids = list(counts)
+        self._conn.execute(
+            "INSERT INTO consumer_commands (consumer, command_id, expected, applied)"
+            " SELECT %s, c, e, a FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS x(c, e, a)"
+            " ON CONFLICT (consumer, command_id) DO UPDATE"
+            " SET applied = consumer_commands.applied + EXCLUDED.applied",
+            (self.settings.name, ids, [counts[i][0] for i in ids], [counts[i][1] for i in ids]),
+        )
+
+    def _store_offsets(self, records: list[Any]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            last[(record.topic, record.partition)] = max(last.get((record.topic, record.partition), -1),
+                                                         record.offset)
+        keys = sorted(last)
+        self._conn.execute(
+            "INSERT INTO consumer_offsets (consumer, topic, partition, topic_id, next_offset)"
+            " SELECT %s, t, p, i, o FROM unnest(%s::text[], %s::int[], %s::text[], %s::bigint[]) AS x(t, p, i, o)"
+            " ON CONFLICT (consumer, topic, partition) DO UPDATE"
+            " SET topic_id = EXCLUDED.topic_id, next_offset = EXCLUDED.next_offset",
+            (self.settings.name, [k[0] for k in keys], [k[1] for k in keys],
+             [self._topic_ids.get(k[0], "") for k in keys], [last[k] + 1 for k in keys]),
+        )
+
+    def _ensure_consumer(self) -> KafkaConsumer | None:
+        if self._consumer is not None:
+            return self._consumer
+        admin = kafka_setup.new_admin(self.settings.bootstrap_servers, client_id=f"{self.settings.name}-admin")
+        try:
+            ids = kafka_setup.topic_ids(admin, list(self.settings.topics))
+            partitions = {
+                d["name"]: len(d["partitions"]) for d in admin.describe_topics(list(self.settings.topics))
+                if d["name"] in ids
+            }
+        finally:
+            admin.close()
+        if set(ids) != set(self.settings.topics):
+            log.info("waiting for topics %s", sorted(set(self.settings.topics) - set(ids)))
+            return None
+        consumer = kafka_setup.new_consumer(self.settings.bootstrap_servers, client_id=self.settings.name)
+        assignment = [TopicPartition(t, p) for t in self.settings.topics for p in range(partitions[t])]
+        consumer.assign(assignment)
+        hints = {
+            (t, p): (tid, off)
+            for t, p, tid, off in self._conn.execute(
+                "SELECT topic, partition, topic_id, next_offset FROM consumer_offsets WHERE consumer = %s",
+                (self.settings.name,),
+            ).fetchall()
+        }
+        for tp in assignment:
+            hint = hints.get((tp.topic, tp.partition))
+            if hint is not None and hint[0] == ids[tp.topic]:
+                consumer.seek(tp, hint[1])
+            else:
+                consumer.seek_to_beginning(tp)
+        self._topic_ids = ids
+        self._checked_at = time.monotonic()
+        self._consumer = consumer
+        return consumer
+
+    def _check_topic_ids_if_due(self, consumer: KafkaConsumer) -> None:
+        if time.monotonic() - self._checked_at < self.settings.topic_check_interval_s:
+            return
+        self._checked_at = time.monotonic()
+        cluster = consumer._client.cluster
+        cluster.request_update()
+        current = {t: cluster.topic_id(t) for t in self.settings.topics}
+        changed = [t for t, tid in current.items() if tid is not None and str(tid) != self._topic_ids.get(t)]
+        if changed:
+            log.warning("topic ids changed for %s (broker lost its log): replaying from the start", changed)
+            self.resyncs += 1
+            for t in changed:
+                self._topic_ids[t] = str(current[t])
+            for tp in consumer.assignment():
+                if tp.topic in changed:
+                    consumer.seek_to_beginning(tp)
+
+    def _measure_lag(self, consumer: KafkaConsumer) -> None:
+        try:
+            assignment = list(consumer.assignment())
+            ends = consumer.end_offsets(assignment)
+            for tp in assignment:
+                self.lag[(tp.topic, tp.partition)] = max(0, ends[tp] - consumer.position(tp))
+        except KafkaError:
+            pass
+
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
+
+    def _forward_dead_letters(self) -> None:
+        rows = self._conn.execute(
+            "SELECT id, topic, partition, \"offset\", error, key, value, headers FROM consumer_dead_letters"
+            " WHERE consumer = %s AND NOT forwarded ORDER BY id LIMIT 100",
+            (self.settings.name,),
+        ).fetchall()
+        if not rows:
+            return
+        if self._producer is None:
+            self._producer = kafka_setup.new_producer(
+                self.settings.bootstrap_servers, client_id=f"{self.settings.name}-dlq"
+            )
+            admin = kafka_setup.new_admin(self.settings.bootstrap_servers, client_id=f"{self.settings.name}-dlq")
+            try:
+                kafka_setup.ensure_topics(admin, {dead_letter_topic(self.settings.name): 1})
+            finally:
+                admin.close()
+        for row_id, topic, partition, offset, error, key, value, headers in rows:
+            dl_headers = [(k, str(v).encode()) for k, v in headers.items()] + [
+                ("dlq_error", error.encode()),
+                ("dlq_source", f"{topic}/{partition}/{offset}".encode()),
+                ("dlq_consumer", self.settings.name.encode()),
+            ]
+            self._producer.send(dead_letter_topic(self.settings.name), key=key, value=value, headers=dl_headers)
+            self._producer.flush(timeout=10)
+            self._conn.execute("UPDATE consumer_dead_letters SET forwarded = true WHERE id = %s", (row_id,))
+
+    def _close_kafka(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:
+                log.debug("closing consumer", exc_info=True)
+            self._consumer = None
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=0)
+            except Exception:
+                log.debug("closing producer", exc_info=True)
+            self._producer = None
+
+    def _reconnect_database(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._conn.close()
+        self._conn = connect(self.settings.database_url, schema=self.settings.schema, autocommit=True)
+        self.lease._conn = self._conn
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.lease.release()
+        self._close_kafka()
+        self._conn.close()
+
+
+class _HandlerFailed(Exception):
+    pass
+
+
+def command_applied(conn: psycopg.Connection, *, consumer: str, command_id: str, event_count: int) -> bool:
+    """Whether every event of a command has been applied by `consumer` (a consistency-token check)."""
+    if event_count == 0:
+        return True
+    row = conn.execute(
+        "SELECT applied >= expected FROM consumer_commands WHERE consumer = %s AND command_id = %s",
+        (consumer, command_id),
+    ).fetchone()
+    return bool(row and row[0])

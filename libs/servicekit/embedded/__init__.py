@@ -1,0 +1,1 @@
+"""Private PostgreSQL and Kafka-protocol broker for development, tests and `make up`."""

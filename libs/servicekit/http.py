@@ -1,0 +1,221 @@
+"""The HTTP app factory: problem+json errors with machine codes, health checks, auth, request tracing."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from servicekit.auth import Actor, AuthenticationError, PermissionDenied, TokenVerifier
+from servicekit.commands import IdempotencyKeyReused
+from servicekit.jsonlog import request_id_var
+from servicekit.store import ConcurrencyError, UniquenessViolation
+from servicekit.telemetry import attached, context_from, tracer
+
+log = logging.getLogger("servicekit.http")
+
+PROBLEM_JSON = "application/problem+json"
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with a stable machine code and the field at fault."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    field: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class ProblemError(Exception):
+    """Raised by adapters to answer with a problem document."""
+
+    def __init__(self, status: int, code: str, title: str, *, detail: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.field = field
+
+
+def problem_response(status: int, code: str, title: str, *, detail: str | None = None,
+                     field: str | None = None, instance: str | None = None,
+                     errors: list[dict[str, Any]] | None = None,
+                     headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = Problem(
+        type=f"https://party-register.example/problems/{code}",
+        title=title, status=status, code=code, detail=detail, field=field, instance=instance, errors=errors,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON,
+                        headers=dict(headers or {}))
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem documents an operation can answer with."""
+    descriptions = {400: "Malformed request", 401: "No valid bearer token", 403: "Outside the caller's role or scope",
+                    404: "Not found", 409: "Conflicts with the current state", 412: "If-Match version is stale",
+                    422: "Invalid input or refused by a rule", 503: "Not ready"}
+    return {
+        s: {"model": Problem, "description": descriptions.get(s, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for s in statuses
+    }
+
+
+ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
+ErrorMapper = Callable[[Exception], ProblemError | None]
+
+
+@dataclass
+class AppParts:
+    title: str
+    version: str
+    description: str
+    verifier: TokenVerifier
+    routers: Sequence[APIRouter]
+    readiness: Mapping[str, ReadinessCheck]
+    error_mapper: ErrorMapper | None = None
+    allow_anonymous: Callable[[Request], bool] | None = None
+    """Requests that may come without a token beyond the public health and docs paths."""
+
+
+def current_actor(request: Request) -> Actor:
+    actor: Actor | None = getattr(request.state, "actor", None)
+    if actor is None:
+        raise AuthenticationError("a bearer token is required")
+    return actor
+
+
+def create_app(parts: AppParts) -> FastAPI:
+    app = FastAPI(title=parts.title, version=parts.version, description=parts.description)
+    app.state.verifier = parts.verifier
+    http_tracer = tracer("servicekit.http")
+
+    @app.middleware("http")
+    async def trace_and_authenticate(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        parent = context_from(request.headers.get("traceparent"), request.headers.get("tracestate"))
+        started = time.perf_counter()
+        try:
+            with attached(parent), http_tracer.start_as_current_span(
+                f"{request.method} {request.url.path}", kind=SpanKind.SERVER,
+                attributes={"http.request.method": request.method, "url.path": request.url.path},
+            ) as span:
+                anonymous_ok = request.url.path in PUBLIC_PATHS or (
+                    parts.allow_anonymous is not None and parts.allow_anonymous(request))
+                if not anonymous_ok:
+                    try:
+                        request.state.actor = parts.verifier.verify(request.headers.get("authorization"))
+                    except AuthenticationError as exc:
+                        return problem_response(401, "unauthenticated", "Authentication required",
+                                                detail=str(exc), headers={"WWW-Authenticate": "Bearer"})
+                response = await call_next(request)
+                span.set_attribute("http.response.status_code", response.status_code)
+                response.headers["x-request-id"] = request_id
+                log.info("request", extra={"method": request.method, "path": request.url.path,
+                                           "status": response.status_code,
+                                           "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+                return response
+        finally:
+            request_id_var.reset(token)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
+             "reason": e.get("msg", "invalid"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        first = errors[0]["field"] if errors else None
+        return problem_response(422, "invalid-input", "The request is not valid", field=first or None,
+                                detail="; ".join(f"{e['field']}: {e['reason']}" for e in errors),
+                                errors=errors, instance=request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed", 400: "bad-request"}.get(exc.status_code, "http-error")
+        return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path)
+
+    @app.exception_handler(AuthenticationError)
+    async def unauthenticated(request: Request, exc: AuthenticationError) -> JSONResponse:
+        return problem_response(401, "unauthenticated", "Authentication required", detail=str(exc),
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(PermissionDenied)
+    async def forbidden(request: Request, exc: PermissionDenied) -> JSONResponse:
+        return problem_response(403, exc.code, "Forbidden", detail=str(exc), instance=request.url.path)
+
+    @app.exception_handler(ProblemError)
+    async def problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.title, detail=exc.detail, field=exc.field,
+                                instance=request.url.path)
+
+    @app.exception_handler(IdempotencyKeyReused)
+    async def key_reused(request: Request, exc: IdempotencyKeyReused) -> JSONResponse:
+        return problem_response(422, "idempotency-key-reused",
+                                "This Idempotency-Key was used for a different request",
+                                field="Idempotency-Key", instance=request.url.path)
+
+    @app.exception_handler(ConcurrencyError)
+    async def conflict(request: Request, exc: ConcurrencyError) -> JSONResponse:
+        return problem_response(409, "concurrent-modification", "Changed by another command; retry",
+                                detail=str(exc), instance=request.url.path)
+
+    @app.exception_handler(UniquenessViolation)
+    async def duplicate(request: Request, exc: UniquenessViolation) -> JSONResponse:
+        return problem_response(409, f"{exc.scope}-taken", f"This {exc.scope} is already in use",
+                                detail=str(exc), field=exc.scope, instance=request.url.path)
+
+    if parts.error_mapper is not None:
+        mapper = parts.error_mapper
+
+        @app.exception_handler(Exception)
+        async def mapped(request: Request, exc: Exception) -> JSONResponse:
+            mapped_problem = mapper(exc)
+            if mapped_problem is None:
+                log.exception("unhandled error", exc_info=exc)
+                raise exc
+            return problem_response(mapped_problem.status, mapped_problem.code, mapped_problem.title,
+                                    detail=mapped_problem.detail, field=mapped_problem.field,
+                                    instance=request.url.path)
+
+    @app.get("/livez", tags=["health"], summary="The process is up")
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Database, broker, backlog and lag within limits",
+             responses=problem_responses(503))
+    async def readyz() -> JSONResponse:
+        results: dict[str, dict[str, Any]] = {}
+        ready = True
+        for name, check in parts.readiness.items():
+            try:
+                ok, detail = await check()
+            except Exception as exc:
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            results[name] = {"ok": ok, "detail": detail}
+            ready = ready and ok
+        if not ready:
+            return JSONResponse({"status": "not-ready", "checks": results}, status_code=503)
+        return JSONResponse({"status": "ready", "checks": results})
+
+    for router in parts.routers:
+        app.include_router(router)
+    return app

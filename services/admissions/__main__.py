@@ -1,0 +1,10 @@
+"""`python -m admissions api | relay`."""
+
+from servicekit.runner import dispatch, run_worker, serve
+
+from admissions import main
+
+dispatch("admissions", {
+    "api": lambda: serve("admissions", main.create_api, port_env="ADMISSIONS_PORT", default_port=main.DEFAULT_PORT),
+    "relay": lambda: run_worker("admissions-relay", main.run_relay),
+})

@@ -1,0 +1,1 @@
+"""Gateway: read projections of every topic, served over GraphQL."""

@@ -1,0 +1,10 @@
+"""`python -m gateway api | projector`."""
+
+from servicekit.runner import dispatch, run_worker, serve
+
+from gateway import main
+
+dispatch("gateway", {
+    "api": lambda: serve("gateway", main.create_api, port_env="GATEWAY_PORT", default_port=main.DEFAULT_PORT),
+    "projector": lambda: run_worker("gateway-projector", main.run_projector),
+})

@@ -1,0 +1,1 @@
+"""The GraphQL API: one module per type family, composed in schema.py."""

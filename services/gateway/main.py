@@ -1,0 +1,142 @@
+"""Composition root of the gateway: projections, the projector process and the GraphQL app."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from contracts import registry_v1, topics
+from fastapi import FastAPI, Request
+from psycopg_pool import AsyncConnectionPool
+from servicekit import kafka as kafka_setup
+from servicekit.auth import TokenVerifier
+from servicekit.consumer import ConsumerSettings, EventConsumer
+from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
+from servicekit.http import AppParts, create_app
+from servicekit.settings import ServiceSettings
+from servicekit.telemetry import setup_telemetry
+from strawberry.fastapi import GraphQLRouter
+
+from gateway.api.context import context_getter_for
+from gateway.api.schema import schema
+from gateway.projections import PROJECTIONS
+from gateway.projections.base import dispatcher
+from gateway.read_models import ReadModels
+
+SCHEMA = "gateway"
+SERVICE = "gateway"
+PROJECTOR = "gateway-projector"
+DEFAULT_PORT = 8000
+CONSUMED_TOPICS = (topics.REGISTRY,)
+
+
+def migrate_gateway(settings: ServiceSettings) -> None:
+    migrate(settings.database_url, schema=SCHEMA, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+
+
+def projector(settings: ServiceSettings) -> EventConsumer:
+    return EventConsumer(
+        ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=SCHEMA,
+                         bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
+                         lease_ttl_s=settings.relay_lease_ttl_s),
+        dispatcher(PROJECTIONS),
+        catalogues=[registry_v1.CATALOGUE],
+    )
+
+
+def run_projector(settings: ServiceSettings, stop: threading.Event) -> None:
+    setup_telemetry(f"{SERVICE}-projector")
+    migrate_gateway(settings)
+    projector(settings).run(stop)
+
+
+def graphiql_page(request: Request) -> bool:
+    """A browser may load the GraphiQL page without a token; its queries still need one."""
+    return (request.url.path == "/graphql" and request.method == "GET"
+            and "text/html" in request.headers.get("accept", ""))
+
+
+def create_api(settings: ServiceSettings) -> FastAPI:
+    setup_telemetry(SERVICE)
+    migrate_gateway(settings)
+    pool = AsyncConnectionPool(
+        settings.database_url, min_size=2, max_size=20, open=False,
+        kwargs={"autocommit": True, "options": f"-c search_path={SCHEMA},public"},
+    )
+    read_models = ReadModels(pool)
+    lag_probe = ProjectionLagProbe(settings)
+
+    async def database_ready() -> tuple[bool, str]:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        return True, "ok"
+
+    async def projections_caught_up() -> tuple[bool, str]:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT topic, partition, topic_id, next_offset FROM consumer_offsets WHERE consumer = %s",
+                (PROJECTOR,),
+            )
+            rows = await cur.fetchall()
+        return await asyncio.to_thread(lag_probe.caught_up, {(r[0], r[1]): (r[2], r[3]) for r in rows})
+
+    router: GraphQLRouter[object, None] = GraphQLRouter(
+        schema, path="/graphql", context_getter=context_getter_for(read_models), graphql_ide="graphiql",
+    )
+
+    app = create_app(AppParts(
+        title="Party register: gateway",
+        version="1.0.0",
+        description="GraphQL over the read projections at /graphql.",
+        verifier=TokenVerifier(issuer=settings.auth_issuer, audience=settings.auth_audience,
+                               jwks_url=settings.auth_jwks_url, jwks_file=settings.jwks_file),
+        routers=[router],
+        readiness={"database": database_ready, "projections": projections_caught_up},
+        allow_anonymous=graphiql_page,
+    ))
+
+    @app.on_event("startup")
+    async def open_pool() -> None:
+        await pool.open(wait=True, timeout=30)
+
+    @app.on_event("shutdown")
+    async def close_pool() -> None:
+        await pool.close()
+        lag_probe.close()
+
+    return app
+
+
+class ProjectionLagProbe:
+    """Compares the projector's stored progress with the topics' end offsets."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._settings = settings
+        self._consumer: object | None = None
+
+    def caught_up(self, progress: dict[tuple[str, int], tuple[str, int]]) -> tuple[bool, str]:
+        from kafka import TopicPartition
+
+        admin = kafka_setup.new_admin(self._settings.kafka_bootstrap_servers, client_id="gateway-readiness")
+        try:
+            ids = kafka_setup.topic_ids(admin, list(CONSUMED_TOPICS))
+            described = admin.describe_topics(list(ids))
+        finally:
+            admin.close()
+        if set(ids) != set(CONSUMED_TOPICS):
+            return False, f"topics missing: {sorted(set(CONSUMED_TOPICS) - set(ids))}"
+        if self._consumer is None:
+            self._consumer = kafka_setup.new_consumer(self._settings.kafka_bootstrap_servers,
+                                                      client_id="gateway-readiness")
+        partitions = [TopicPartition(d["name"], p["partition_index"]) for d in described for p in d["partitions"]]
+        ends = self._consumer.end_offsets(partitions)  # type: ignore[attr-defined]
+        behind = 0
+        for tp in partitions:
+            topic_id, next_offset = progress.get((tp.topic, tp.partition), ("", 0))
+            position = next_offset if topic_id == ids[tp.topic] else 0
+            behind += max(0, ends[tp] - position)
+        return behind == 0, f"{behind} records behind"
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()  # type: ignore[attr-defined]

@@ -1,0 +1,8 @@
+"""Read models, one module each; `PROJECTIONS` lists them and the projector applies them all."""
+
+from __future__ import annotations
+
+from gateway.projections import units
+from gateway.projections.base import Projection
+
+PROJECTIONS: tuple[Projection, ...] = (units.PROJECTION,)

@@ -1,0 +1,1 @@
+"""Registry: the single writer of organization units and member records."""

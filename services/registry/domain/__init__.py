@@ -1,0 +1,1 @@
+"""Pure party rules of the registry: no I/O, no frameworks."""

@@ -1,0 +1,10 @@
+"""`python -m transfers api | relay`."""
+
+from servicekit.runner import dispatch, run_worker, serve
+
+from transfers import main
+
+dispatch("transfers", {
+    "api": lambda: serve("transfers", main.create_api, port_env="TRANSFERS_PORT", default_port=main.DEFAULT_PORT),
+    "relay": lambda: run_worker("transfers-relay", main.run_relay),
+})

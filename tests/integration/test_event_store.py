@@ -1,0 +1,148 @@
+"""One event-store suite, run against the in-memory and the PostgreSQL store so the fake cannot drift."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from servicekit.events import Checkpoint
+from servicekit.store import ConcurrencyError, EventStore, InMemoryEventStore, UniquenessViolation
+from tests.support.kit import event, metadata, pg_store
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest, schema: str, topic: str) -> Iterator[EventStore]:
+    if request.param == "memory":
+        yield InMemoryEventStore()
+        return
+    database_url = request.getfixturevalue("database_url")
+    pg, pool = pg_store(database_url, schema, topic, max_size=12)
+    yield pg
+    pool.close()
+
+
+def new_stream() -> str:
+    return f"unit-{uuid.uuid4()}"
+
+
+def test_a_new_stream_starts_at_version_one(store: EventStore) -> None:
+    stream = new_stream()
+    stored = store.append(stream_id=stream, expected_version=0, events=[event(1), event(2)], metadata=metadata())
+    assert [e.version for e in stored] == [1, 2]
+    assert [e.data["n"] for e in store.read_stream(stream)] == [1, 2]
+
+
+def test_append_with_a_stale_expected_version_is_refused(store: EventStore) -> None:
+    stream = new_stream()
+    store.append(stream_id=stream, expected_version=0, events=[event(1)], metadata=metadata())
+    with pytest.raises(ConcurrencyError):
+        store.append(stream_id=stream, expected_version=0, events=[event(2)], metadata=metadata())
+    assert len(store.read_stream(stream)) == 1
+
+
+def test_append_beyond_the_stream_end_is_refused(store: EventStore) -> None:
+    stream = new_stream()
+    store.append(stream_id=stream, expected_version=0, events=[event(1)], metadata=metadata())
+    with pytest.raises(ConcurrencyError):
+        store.append(stream_id=stream, expected_version=5, events=[event(2)], metadata=metadata())
+    assert [e.version for e in store.read_stream(stream)] == [1]
+
+
+def test_read_stream_after_a_version(store: EventStore) -> None:
+    stream = new_stream()
+    store.append(stream_id=stream, expected_version=0, events=[event(i) for i in range(5)], metadata=metadata())
+    assert [e.version for e in store.read_stream(stream, after_version=3)] == [4, 5]
+
+
+def test_metadata_is_stored_with_every_event(store: EventStore) -> None:
+    stream = new_stream()
+    meta = metadata(actor="clerk-7")
+    store.append(stream_id=stream, expected_version=0, events=[event(1), event(2)], metadata=meta)
+    for stored in store.read_stream(stream):
+        assert stored.metadata["actor"] == "clerk-7"
+        assert stored.metadata["command_id"] == str(meta.command_id)
+        assert stored.metadata["command_event_count"] == 2
+
+
+def test_the_global_log_holds_every_event_once_in_order(store: EventStore) -> None:
+    streams = [new_stream() for _ in range(3)]
+    for round_ in range(3):
+        for stream in streams:
+            store.append(stream_id=stream, expected_version=round_, events=[event(round_)], metadata=metadata())
+    seen: list[tuple[str, int]] = []
+    checkpoint = Checkpoint()
+    while True:
+        page = store.read_all(after=checkpoint, limit=4)
+        if not page:
+            break
+        seen += [(e.stream_id, e.version) for _, e in page]
+        checkpoint = page[-1][0]
+    ours = [s for s in seen if s[0] in streams]
+    assert len(ours) == 9 and len(set(ours)) == 9
+    for stream in streams:
+        assert [v for s, v in ours if s == stream] == [1, 2, 3]
+
+
+def test_a_transaction_appends_to_several_streams_atomically(store: EventStore) -> None:
+    first, second = new_stream(), new_stream()
+    store.append(stream_id=second, expected_version=0, events=[event(0)], metadata=metadata())
+    with pytest.raises(ConcurrencyError), store.transaction() as tx:
+        tx.append(stream_id=first, expected_version=0, events=[event(1)], metadata=metadata(),
+                  command_event_count=2)
+        tx.append(stream_id=second, expected_version=0, events=[event(2)], metadata=metadata(),
+                  command_event_count=2)
+    assert store.read_stream(first) == []
+    assert len(store.read_stream(second)) == 1
+
+
+def test_a_unique_value_has_one_owner(store: EventStore) -> None:
+    value = uuid.uuid4().hex
+    with store.transaction() as tx:
+        tx.claim_unique(scope="citizen-id", value=value, owner="member-a")
+    with pytest.raises(UniquenessViolation), store.transaction() as tx:
+        tx.claim_unique(scope="citizen-id", value=value, owner="member-b")
+    with store.transaction() as tx:
+        assert tx.find_unique(scope="citizen-id", value=value) == "member-a"
+        tx.release_unique(scope="citizen-id", value=value, owner="member-a")
+    with store.transaction() as tx:
+        tx.claim_unique(scope="citizen-id", value=value, owner="member-b")
+    with store.transaction() as tx:
+        assert tx.find_unique(scope="citizen-id", value=value) == "member-b"
+
+
+def test_eight_concurrent_writers_racing_on_one_stream_get_one_winner_per_version(store: EventStore) -> None:
+    stream = new_stream()
+    rounds = 10
+    wins: list[tuple[int, int]] = []
+    losses = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def writer(writer_id: int) -> None:
+        for expected in range(rounds):
+            barrier.wait()
+            try:
+                store.append(stream_id=stream, expected_version=expected, events=[event(writer_id)],
+                             metadata=metadata())
+                with lock:
+                    wins.append((expected + 1, writer_id))
+            except ConcurrencyError:
+                with lock:
+                    losses[0] += 1
+            barrier.wait()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    versions = [v for v, _ in wins]
+    assert sorted(versions) == list(range(1, rounds + 1)), "exactly one append wins each version"
+    assert losses[0] == rounds * 7
+    stored = store.read_stream(stream)
+    assert [e.version for e in stored] == list(range(1, rounds + 1))
+    winners = dict(wins)
+    assert [e.data["n"] for e in stored] == [winners[v] for v in range(1, rounds + 1)]
