@@ -1,0 +1,196 @@
+"""The consumer applies each (stream, version) once, whatever Kafka redelivers, and dead-letters poison."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from contracts.envelope import Envelope
+from contracts.topics import dead_letter_topic
+from servicekit import kafka as kafka_setup
+from servicekit.consumer import ConsumedEvent, ConsumerSettings, EventConsumer
+from servicekit.database import connect
+from servicekit.pgstore import PostgresEventStore
+from servicekit.relay import OutboxRelay, RelaySettings
+from tests.support.kit import event, metadata, pg_store, read_topic, wait_until
+
+EFFECTS_DDL = """
+CREATE TABLE IF NOT EXISTS effects (stream_id text, version int, n int);
+CREATE TABLE IF NOT EXISTS totals (stream_id text PRIMARY KEY, applied int NOT NULL);
+"""
+
+
+def record_effect(conn: psycopg.Connection, e: ConsumedEvent) -> None:
+    if e.data.get("poison"):
+        raise ValueError("this event cannot be applied")
+    conn.execute("INSERT INTO effects VALUES (%s, %s, %s)", (e.stream_id, e.version, e.data.get("n")))
+    conn.execute("INSERT INTO totals VALUES (%s, 1) ON CONFLICT (stream_id) DO UPDATE SET applied = totals.applied + 1",
+                 (e.stream_id,))
+
+
+@pytest.fixture
+def store(database_url: str, schema: str, topic: str) -> Iterator[PostgresEventStore]:
+    pg, pool = pg_store(database_url, schema, topic)
+    with pool.connection() as conn:
+        conn.execute(EFFECTS_DDL)
+    yield pg
+    pool.close()
+
+
+def publish_all(database_url: str, schema: str, topic: str, bootstrap: str) -> None:
+    relay = OutboxRelay(RelaySettings(database_url=database_url, schema=schema, service="registry", topic=topic,
+                                      partitions=4, bootstrap_servers=bootstrap, lease_ttl_s=5))
+    assert relay.lease.acquire()
+    while relay.publish_batch():
+        pass
+    relay.close()
+
+
+def consumer_for(database_url: str, schema: str, topic: str, bootstrap: str, name: str | None = None,
+                 handler: Any = record_effect) -> EventConsumer:
+    consumer = EventConsumer(ConsumerSettings(name=name or f"c-{schema}", database_url=database_url, schema=schema,
+                                              bootstrap_servers=bootstrap, topics=(topic,), lease_ttl_s=5), handler)
+    assert consumer.lease.acquire()
+    return consumer
+
+
+def drain(consumer: EventConsumer, *, until_applied: int, timeout_s: float = 30) -> None:
+    wait_until(lambda: consumer.poll_once() >= 0 and consumer.applied_total >= until_applied, timeout_s=timeout_s,
+               interval_s=0, message=f"{until_applied} events applied")
+
+
+def effects(database_url: str, schema: str) -> list[tuple[str, int]]:
+    with connect(database_url, schema=schema) as conn:
+        return [(r[0], r[1]) for r in conn.execute("SELECT stream_id, version FROM effects ORDER BY 1, 2").fetchall()]
+
+
+def write(store: PostgresEventStore, streams: list[str], versions: int) -> None:
+    for version in range(1, versions + 1):
+        for stream in streams:
+            store.append(stream_id=stream, expected_version=version - 1, events=[event(version)], metadata=metadata())
+
+
+def test_a_redelivered_batch_causes_no_second_effect(store: PostgresEventStore, database_url: str, schema: str,
+                                                     topic: str, bootstrap_servers: str) -> None:
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(5)]
+    write(store, streams, 4)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers)
+    drain(consumer, until_applied=20)
+    before = effects(database_url, schema)
+    assert len(before) == 20
+    assert consumer._consumer is not None
+    for tp in consumer._consumer.assignment():
+        consumer._consumer.seek_to_beginning(tp)
+    for _ in range(20):
+        consumer.poll_once()
+    assert effects(database_url, schema) == before
+    assert consumer.applied_total == 20
+    consumer.close()
+
+
+def test_a_crash_between_effect_and_progress_causes_no_second_effect(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(3)]
+    write(store, streams, 3)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    crashing = consumer_for(database_url, schema, topic, bootstrap_servers, name="crashy")
+
+    class Crash(BaseException):
+        pass
+
+    def crash_after_effects(records: list[Any]) -> None:
+        raise Crash
+
+    monkeypatch.setattr(crashing, "_store_offsets", crash_after_effects)
+    with pytest.raises(Crash):
+        wait_until(lambda: crashing.poll_once() > 0, timeout_s=20, interval_s=0)
+    assert effects(database_url, schema) == [], "the effects rolled back with the lost progress"
+    crashing.lease.release()
+    crashing._close_kafka()
+    monkeypatch.undo()
+    restarted = consumer_for(database_url, schema, topic, bootstrap_servers, name="crashy")
+    drain(restarted, until_applied=9)
+    assert len(effects(database_url, schema)) == 9
+    with connect(database_url, schema=schema, autocommit=True) as conn:
+        conn.execute("DELETE FROM consumer_offsets WHERE consumer = 'crashy'")
+    restarted.close()
+    replaying = consumer_for(database_url, schema, topic, bootstrap_servers, name="crashy")
+    for _ in range(20):
+        replaying.poll_once()
+    assert len(effects(database_url, schema)) == 9, "a lost offset hint replays from the start without effect"
+    with connect(database_url, schema=schema) as conn:
+        assert {r[0] for r in conn.execute("SELECT applied FROM totals").fetchall()} == {3}
+    replaying.close()
+
+
+def test_a_poison_message_goes_to_the_dead_letter_topic_and_holds_only_its_key(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    poisoned, healthy = f"unit-{uuid.uuid4()}", f"unit-{uuid.uuid4()}"
+    store.append(stream_id=poisoned, expected_version=0, events=[event(1)], metadata=metadata())
+    store.append(stream_id=healthy, expected_version=0, events=[event(1)], metadata=metadata())
+    from servicekit.events import NewEvent
+
+    store.append(stream_id=poisoned, expected_version=1,
+                 events=[NewEvent(type="OrganizationUnitEstablished", data={"poison": True})], metadata=metadata())
+    store.append(stream_id=poisoned, expected_version=2, events=[event(3)], metadata=metadata())
+    store.append(stream_id=healthy, expected_version=1, events=[event(2)], metadata=metadata())
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    # A record that is not an event at all.
+    producer = kafka_setup.new_producer(bootstrap_servers, client_id="poisoner")
+    bad_headers = Envelope(id=str(uuid.uuid4()), source="/party/registry", type="not-a-party-type", subject="x",
+                           time="2026-01-01T00:00:00Z", stream_version=1, correlation_id="c", causation_id="c",
+                           actor="a", command_id=str(uuid.uuid4()), command_event_count=1).to_headers()
+    producer.send(topic, key=b"x", value=json.dumps({"n": 1}).encode(), headers=bad_headers).get(timeout=10)
+    producer.close()
+
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers)
+    drain(consumer, until_applied=3)
+    for _ in range(10):
+        consumer.poll_once()
+    applied = effects(database_url, schema)
+    assert (f"registry/{healthy.split('-', 1)[1]}", 2) in applied, "other keys go on"
+    assert [v for s, v in applied if s.endswith(poisoned.split("-", 1)[1])] == [1], "the poisoned key waits"
+    dead = read_topic(bootstrap_servers, dead_letter_topic(consumer.settings.name), expect_at_least=2,
+                      timeout_s=20)
+    assert len(dead) == 2
+    with connect(database_url, schema=schema) as conn:
+        errors = [r[0] for r in conn.execute("SELECT error FROM consumer_dead_letters ORDER BY id").fetchall()]
+        parked = conn.execute("SELECT version FROM consumer_parked").fetchall()
+    assert any("cannot be applied" in e for e in errors)
+    assert any("not a party event type" in e for e in errors)
+    assert parked == [(3,)], "the poisoned key's later event is parked behind it"
+    consumer.close()
+
+
+def test_a_gap_holds_the_key_back_until_the_missing_version_arrives(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    stream = f"unit-{uuid.uuid4()}"
+    write(store, [stream], 3)
+    records = []
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    records = read_topic(bootstrap_servers, topic, expect_at_least=3)
+    # Replay version 3 ahead of everything on a second topic: it must wait for 1 and 2.
+    other = f"{topic}.gap"
+    admin = kafka_setup.new_admin(bootstrap_servers, client_id="gap")
+    kafka_setup.ensure_topics(admin, {other: 1})
+    admin.close()
+    producer = kafka_setup.new_producer(bootstrap_servers, client_id="gap")
+    ordered = sorted(records, key=lambda r: r.version)
+    for r in [ordered[2], ordered[0], ordered[1], ordered[2]]:
+        producer.send(other, key=r.key.encode(), value=r.value, headers=r.envelope.to_headers()).get(timeout=10)
+    producer.close()
+    consumer = consumer_for(database_url, schema, other, bootstrap_servers)
+    drain(consumer, until_applied=3)
+    assert consumer.held_at_gap == 1
+    assert [v for _, v in effects(database_url, schema)] == [1, 2, 3]
+    consumer.close()
