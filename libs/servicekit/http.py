@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -79,7 +79,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
-ErrorMapper = Callable[[Exception], ProblemError | None]
+ErrorMapper = Callable[[Exception], ProblemError]
 
 
 @dataclass
@@ -90,9 +90,19 @@ class AppParts:
     verifier: TokenVerifier
     routers: Sequence[APIRouter]
     readiness: Mapping[str, ReadinessCheck]
-    error_mapper: ErrorMapper | None = None
+    error_mappers: Mapping[type[Exception], ErrorMapper] = field(default_factory=dict)
+    """Service exceptions (domain errors) and how each becomes a problem document."""
     allow_anonymous: Callable[[Request], bool] | None = None
     """Requests that may come without a token beyond the public health and docs paths."""
+
+
+def _problem_handler(mapper: ErrorMapper) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        problem = mapper(exc)
+        return problem_response(problem.status, problem.code, problem.title, detail=problem.detail,
+                                field=problem.field, instance=request.url.path)
+
+    return handle
 
 
 def current_actor(request: Request) -> Actor:
@@ -183,18 +193,8 @@ def create_app(parts: AppParts) -> FastAPI:
         return problem_response(409, f"{exc.scope}-taken", f"This {exc.scope} is already in use",
                                 detail=str(exc), field=exc.scope, instance=request.url.path)
 
-    if parts.error_mapper is not None:
-        mapper = parts.error_mapper
-
-        @app.exception_handler(Exception)
-        async def mapped(request: Request, exc: Exception) -> JSONResponse:
-            mapped_problem = mapper(exc)
-            if mapped_problem is None:
-                log.exception("unhandled error", exc_info=exc)
-                raise exc
-            return problem_response(mapped_problem.status, mapped_problem.code, mapped_problem.title,
-                                    detail=mapped_problem.detail, field=mapped_problem.field,
-                                    instance=request.url.path)
+    for error_type, mapper in parts.error_mappers.items():
+        app.add_exception_handler(error_type, _problem_handler(mapper))
 
     @app.get("/livez", tags=["health"], summary="The process is up")
     async def livez() -> dict[str, str]:

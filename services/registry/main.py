@@ -19,6 +19,7 @@ from servicekit.telemetry import setup_telemetry
 
 from registry.adapters import http_api
 from registry.application.handlers import OutsideScope
+from registry.domain.errors import DomainError
 
 SCHEMA = "registry"
 SERVICE = "registry"
@@ -40,10 +41,8 @@ def build(settings: ServiceSettings) -> Registry:
     return Registry(settings=settings, pool=pool, store=store, bus=CommandBus(store))
 
 
-def map_error(exc: Exception) -> ProblemError | None:
-    if isinstance(exc, OutsideScope):
-        return ProblemError(403, "outside-scope", "Outside the caller's subtree", detail=str(exc))
-    return http_api.domain_problem(exc)
+def outside_scope(exc: Exception) -> ProblemError:
+    return ProblemError(403, "outside-scope", "Outside the caller's subtree", detail=str(exc))
 
 
 def verifier_for(settings: ServiceSettings) -> TokenVerifier:
@@ -68,7 +67,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         verifier=verifier_for(settings),
         routers=[http_api.build_router(registry.bus)],
         readiness={"database": database_ready},
-        error_mapper=map_error,
+        error_mappers={DomainError: http_api.domain_problem, OutsideScope: outside_scope},
     ))
     app.state.registry = registry
     return app

@@ -22,11 +22,9 @@ from registry.domain.errors import DomainError
 STATUS_BY_KIND = {"not-found": 404, "conflict": 409, "unprocessable": 422}
 
 
-def domain_problem(exc: Exception) -> ProblemError | None:
-    if isinstance(exc, DomainError):
-        return ProblemError(STATUS_BY_KIND.get(exc.kind, 422), exc.code, str(exc), detail=str(exc),
-                            field=exc.field)
-    return None
+def domain_problem(exc: Exception) -> ProblemError:
+    assert isinstance(exc, DomainError)
+    return ProblemError(STATUS_BY_KIND.get(exc.kind, 422), exc.code, str(exc), detail=str(exc), field=exc.field)
 
 
 class CommandAccepted(BaseModel):

@@ -1,0 +1,71 @@
+"""One trace id spans the HTTP request, the relay's publish and the projector's handling."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from servicekit.devissuer import mint
+from servicekit.relay import OutboxRelay
+from servicekit.settings import ServiceSettings
+from tests.support.kit import wait_until
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection(
+    spans: InMemorySpanExporter, database_url: str, bootstrap_servers: str, issuer_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway import main as gateway_main
+    from registry import main as registry_main
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setattr(registry_main, "SCHEMA", f"registry_{suffix}")
+    monkeypatch.setattr(gateway_main, "SCHEMA", f"gateway_{suffix}")
+    topic = f"party.registry.trace.{suffix}"
+    monkeypatch.setattr(registry_main.topics, "REGISTRY", topic)
+    monkeypatch.setattr(gateway_main, "CONSUMED_TOPICS", (topic,))
+    monkeypatch.setitem(registry_main.topics.PARTITIONS, topic, 2)
+    settings = ServiceSettings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+                               AUTH_JWKS_FILE=issuer_dir / "jwks.json")
+    token = mint(issuer_dir, role="city-admin", unit=None)
+    with TestClient(registry_main.create_api(settings)) as client:
+        response = client.post("/units", json={"code": f"T{suffix}", "name": "Đảng bộ thử", "kind": "city_committee",
+                                               "established_on": "2020-01-01"},
+                               headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 201, response.text
+    relay = OutboxRelay(registry_main.relay_settings(settings))
+    assert relay.lease.acquire()
+    assert relay.publish_batch() == 1
+    relay.close()
+    gateway_main.migrate_gateway(settings)
+    projector = gateway_main.projector(settings)
+    assert projector.lease.acquire()
+    wait_until(lambda: projector.poll_once() >= 0 and projector.applied_total == 1, interval_s=0)
+    projector.close()
+
+    finished = spans.get_finished_spans()
+    http = next(s for s in finished if s.name == "POST /units")
+    publish = next(s for s in finished if s.name == f"{topic} publish")
+    process = next(s for s in finished if s.name == f"{topic} process")
+    trace_id = http.context.trace_id
+    assert publish.context.trace_id == trace_id
+    assert process.context.trace_id == trace_id
+    assert process.parent is not None and process.parent.span_id == publish.context.span_id
