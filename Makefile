@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 UV_VERSION := 0.13.9
 
-.PHONY: install up test lint unit integration e2e token bench bench-smoke schema clean
+.PHONY: install up test lint unit integration e2e token docs bench bench-smoke clean
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
@@ -39,6 +39,9 @@ e2e: install
 
 token: install
 	@$(BIN)/python -m servicekit.devissuer --role "$(ROLE)" $(if $(UNIT),--unit "$(UNIT)")
+
+docs: install
+	$(BIN)/python docs/export.py
 
 bench: install
 	$(BIN)/python bench/run.py

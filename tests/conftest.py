@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from servicekit.telemetry import setup_telemetry
 
 setup_telemetry("tests")

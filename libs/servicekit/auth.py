@@ -68,7 +68,7 @@ class TokenVerifier:
         if self._client is not None:
             return self._client.get_signing_key_from_jwt(token).key
         header = jwt.get_unverified_header(token)
-        kid = header.get("kid")
+        kid = str(header.get("kid", ""))
         if kid not in self._file_keys or time.monotonic() - self._file_loaded_at > 60:
             self._load_file()
         try:

@@ -16,7 +16,7 @@ from servicekit.settings import ServiceSettings
 
 def load_settings() -> ServiceSettings:
     try:
-        return ServiceSettings()  # type: ignore[call-arg]
+        return ServiceSettings()
     except Exception as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

@@ -197,17 +197,17 @@ class InMemoryTransaction:
                 holder = state.unique.get(key)
                 if holder is not None and holder != owner and key not in self._unique_releases:
                     raise UniquenessViolation(key[0], key[1], holder)
-            for key in self._replies:
-                if key in state.replies:
-                    raise ConcurrencyError(f"idempotency-{key}", 0)
+            for reply_key in self._replies:
+                if reply_key in state.replies:
+                    raise ConcurrencyError(f"idempotency-{reply_key}", 0)
             for stream_id, events in self._staged.items():
                 target = state.streams.setdefault(stream_id, [])
                 for event in events:
                     positioned = StoredEvent(**{**event.__dict__, "position": len(state.log) + 1})
                     target.append(positioned)
                     state.log.append(positioned)
-            for key in self._unique_releases:
-                state.unique.pop(key, None)
+            for released in self._unique_releases:
+                state.unique.pop(released, None)
             state.unique.update(self._unique_claims)
             state.replies.update(self._replies)
 

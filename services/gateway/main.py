@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 from contracts import registry_v1, topics
 from fastapi import FastAPI, Request
@@ -112,7 +113,7 @@ class ProjectionLagProbe:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self._settings = settings
-        self._consumer: object | None = None
+        self._consumer: Any = None
 
     def caught_up(self, progress: dict[tuple[str, int], tuple[str, int]]) -> tuple[bool, str]:
         from kafka import TopicPartition
@@ -129,7 +130,7 @@ class ProjectionLagProbe:
             self._consumer = kafka_setup.new_consumer(self._settings.kafka_bootstrap_servers,
                                                       client_id="gateway-readiness")
         partitions = [TopicPartition(d["name"], p["partition_index"]) for d in described for p in d["partitions"]]
-        ends = self._consumer.end_offsets(partitions)  # type: ignore[attr-defined]
+        ends = self._consumer.end_offsets(partitions)
         behind = 0
         for tp in partitions:
             topic_id, next_offset = progress.get((tp.topic, tp.partition), ("", 0))
@@ -139,4 +140,4 @@ class ProjectionLagProbe:
 
     def close(self) -> None:
         if self._consumer is not None:
-            self._consumer.close()  # type: ignore[attr-defined]
+            self._consumer.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from contracts import topics
 from fastapi import FastAPI
@@ -11,10 +12,11 @@ from psycopg_pool import ConnectionPool
 from servicekit.auth import TokenVerifier
 from servicekit.commands import CommandBus
 from servicekit.database import KIT_SCHEMA_DDL, connect_pool, migrate
-from servicekit.http import AppParts, ProblemError, create_app
+from servicekit.http import AppParts, ProblemError, ReadinessCheck, create_app
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
 from servicekit.settings import ServiceSettings
+from servicekit.store import InMemoryEventStore
 from servicekit.telemetry import setup_telemetry
 
 from registry.adapters import http_api
@@ -50,6 +52,26 @@ def verifier_for(settings: ServiceSettings) -> TokenVerifier:
                          jwks_url=settings.auth_jwks_url, jwks_file=settings.jwks_file)
 
 
+def http_app(bus: CommandBus, verifier: TokenVerifier, readiness: dict[str, ReadinessCheck]) -> FastAPI:
+    return create_app(AppParts(
+        title="Party register: registry",
+        version="1.0.0",
+        description="Organization units and member records of the city's party organization. Every operation "
+                    "but the health checks and these docs needs a bearer token; errors are RFC 9457 problem "
+                    "documents with a stable `code`.",
+        verifier=verifier,
+        routers=[http_api.build_router(bus)],
+        readiness=readiness,
+        error_mappers={DomainError: http_api.domain_problem, OutsideScope: outside_scope},
+    ))
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, built without a database (for `docs/export.py`)."""
+    app = http_app(CommandBus(InMemoryEventStore()), TokenVerifier(issuer="-", audience="-"), {})
+    return app.openapi()
+
+
 def create_api(settings: ServiceSettings) -> FastAPI:
     setup_telemetry(SERVICE)
     registry = build(settings)
@@ -60,15 +82,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         backlog = row[0] if row else 0
         return backlog < 100_000, f"outbox backlog {backlog}"
 
-    app = create_app(AppParts(
-        title="Party register: registry",
-        version="1.0.0",
-        description="Organization units and member records of the city's party organization.",
-        verifier=verifier_for(settings),
-        routers=[http_api.build_router(registry.bus)],
-        readiness={"database": database_ready},
-        error_mappers={DomainError: http_api.domain_problem, OutsideScope: outside_scope},
-    ))
+    app = http_app(registry.bus, verifier_for(settings), {"database": database_ready})
     app.state.registry = registry
     return app
 

@@ -1,4 +1,4 @@
-"""A relay in its own process, for tests that kill it: python -m tests.support.relay_process URL SCHEMA TOPIC BOOTSTRAP."""
+"""A relay in its own process, for tests that kill it (argv: URL SCHEMA TOPIC BOOTSTRAP BATCH)."""
 
 from __future__ import annotations
 

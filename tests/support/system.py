@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 from servicekit.devissuer import ensure_keys, mint
 from servicekit.embedded.ports import free_port
 

@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from servicekit.auth import Actor
 from fastapi import Request
+from servicekit.auth import Actor
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from servicekit.auth import Actor
-from servicekit.commands import CommandBus, CommandContext, CommandResult
+from servicekit.commands import CommandBus, CommandContext, CommandResult, Outcome, UnitOfWork
 from servicekit.http import ProblemError, current_actor, problem_responses
 from servicekit.telemetry import current_trace_headers
 
@@ -100,7 +100,7 @@ def build_router(bus: CommandBus) -> APIRouter:
         context = command_context(request, actor, idempotency_key)
         unit_id = str(uuid.uuid4())
 
-        def handle(uow: handlers.UnitOfWork) -> handlers.Outcome:
+        def handle(uow: UnitOfWork) -> Outcome:
             parent_id = str(body.parent_id) if body.parent_id else None
             if body.parent_code is not None:
                 parent_id = handlers.resolve_unit_code(uow, body.parent_code)

@@ -13,8 +13,8 @@ from servicekit.commands import Aggregate, Outcome, UnitOfWork
 from servicekit.events import NewEvent, StoredEvent
 
 from registry.domain import units
-from registry.domain.errors import Conflict
 from registry.domain.commands import EstablishUnit
+from registry.domain.errors import Conflict
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 UNIT_CODE_SCOPE = "unit-code"
