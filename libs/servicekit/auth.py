@@ -63,6 +63,8 @@ class TokenVerifier:
         self._client = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
         self._file_keys: dict[str, Any] = {}
         self._file_loaded_at = 0.0
+        # Verified tokens until they expire: an RS256 check costs more than the rest of a small request.
+        self._verified: dict[str, tuple[Actor, float]] = {}
 
     def _key_for(self, token: str) -> Any:
         if self._client is not None:
@@ -87,6 +89,16 @@ class TokenVerifier:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise AuthenticationError("a bearer token is required")
         token = authorization.split(" ", 1)[1].strip()
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        actor, expires_at = self._verify_token(token)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[token] = (actor, expires_at)
+        return actor
+
+    def _verify_token(self, token: str) -> tuple[Actor, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -104,4 +116,4 @@ class TokenVerifier:
         unit = claims.get("unit")
         if unit is None and role != "city-admin":
             raise AuthenticationError(f"role {role} needs a unit scope")
-        return Actor(subject=str(claims["sub"]), role=role, unit_code=unit)
+        return Actor(subject=str(claims["sub"]), role=role, unit_code=unit), float(claims["exp"])

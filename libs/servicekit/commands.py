@@ -21,12 +21,15 @@ S = TypeVar("S")
 class CommandTransaction(Protocol):
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]: ...
 
+    def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]: ...
+
     def append_many(
         self,
         batches: Sequence[tuple[str, int, Sequence[NewEvent]]],
         *,
         metadata: EventMetadata,
         command_event_count: int,
+        verified_streams: frozenset[str] = frozenset(),
     ) -> list[StoredEvent]: ...
 
     def claim_unique(self, *, scope: str, value: str, owner: str) -> None: ...
@@ -39,7 +42,7 @@ class CommandTransaction(Protocol):
 
     def remember_reply(self, key: str, reply: IdempotentReply) -> None: ...
 
-    def serialize(self, name: str) -> None: ...
+    def serialize(self, name: str, *, exclusive: bool = True) -> None: ...
 
 
 class TransactionalStore(Protocol):
@@ -120,17 +123,28 @@ class UnitOfWork:
         self._versions: dict[str, int] = {}
 
     def load(self, aggregate: Aggregate[S], aggregate_id: str) -> Loaded[S]:
-        stream = f"{aggregate.category}-{aggregate_id}"
-        state = aggregate.initial
-        version = 0
-        for event in self.tx.read_stream(stream):
-            state = aggregate.evolve(state, event)
-            version = event.version
-        self._versions[stream] = version
-        return Loaded(stream, state, version)
+        return self.load_many(aggregate, [aggregate_id])[0]
+
+    def load_many(self, aggregate: Aggregate[S], aggregate_ids: Sequence[str]) -> list[Loaded[S]]:
+        """Fold several aggregates of one kind, read in one round trip."""
+        streams = [f"{aggregate.category}-{aggregate_id}" for aggregate_id in aggregate_ids]
+        histories = self.tx.read_streams(streams)
+        loaded: list[Loaded[S]] = []
+        for stream in streams:
+            state = aggregate.initial
+            version = 0
+            for event in histories.get(stream, []):
+                state = aggregate.evolve(state, event)
+                version = event.version
+            self._versions[stream] = version
+            loaded.append(Loaded(stream, state, version))
+        return loaded
 
     def record(self, stream_id: str, events: Sequence[NewEvent], *, expected_version: int) -> int:
         """Queue events for a stream; returns the version the stream will have."""
+        if stream_id in self._versions and stream_id not in self._pending \
+                and self._versions[stream_id] != expected_version:
+            raise ConcurrencyError(stream_id, expected_version)
         if stream_id in self._pending:
             base, queued = self._pending[stream_id]
             queued.extend(events)
@@ -151,7 +165,8 @@ class UnitOfWork:
 
     def flush(self, metadata: EventMetadata) -> list[StoredEvent]:
         batches = [(s, self._pending[s][0], self._pending[s][1]) for s in self._order if self._pending[s][1]]
-        return self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count)
+        return self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count,
+                                   verified_streams=frozenset(self._versions))
 
 
 @dataclass(frozen=True)

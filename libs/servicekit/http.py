@@ -12,15 +12,15 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.auth import Actor, AuthenticationError, PermissionDenied, TokenVerifier
 from servicekit.commands import IdempotencyKeyReused
 from servicekit.jsonlog import request_id_var
 from servicekit.store import ConcurrencyError, UniquenessViolation
-from servicekit.telemetry import attached, context_from, tracer
 
 log = logging.getLogger("servicekit.http")
 
@@ -112,39 +112,61 @@ def current_actor(request: Request) -> Actor:
     return actor
 
 
-def create_app(parts: AppParts) -> FastAPI:
-    app = FastAPI(title=parts.title, version=parts.version, description=parts.description)
-    app.state.verifier = parts.verifier
-    http_tracer = tracer("servicekit.http")
+class RequestGate:
+    """Pure ASGI middleware: request ids, the bearer-token check and one JSON log line per request.
 
-    @app.middleware("http")
-    async def trace_and_authenticate(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    The server span itself comes from FastAPI's native OpenTelemetry support, which extracts the caller's
+    `traceparent`; this runs inside it, so the command sees the request's trace context.
+    """
+
+    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier,
+                 allow_anonymous: Callable[[Request], bool] | None) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.allow_anonymous = allow_anonymous
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        parent = context_from(request.headers.get("traceparent"), request.headers.get("tracestate"))
         started = time.perf_counter()
+        status = [0]
         try:
-            with attached(parent), http_tracer.start_as_current_span(
-                f"{request.method} {request.url.path}", kind=SpanKind.SERVER,
-                attributes={"http.request.method": request.method, "url.path": request.url.path},
-            ) as span:
-                anonymous_ok = request.url.path in PUBLIC_PATHS or (
-                    parts.allow_anonymous is not None and parts.allow_anonymous(request))
-                if not anonymous_ok:
-                    try:
-                        request.state.actor = parts.verifier.verify(request.headers.get("authorization"))
-                    except AuthenticationError as exc:
-                        return problem_response(401, "unauthenticated", "Authentication required",
-                                                detail=str(exc), headers={"WWW-Authenticate": "Bearer"})
-                response = await call_next(request)
-                span.set_attribute("http.response.status_code", response.status_code)
-                response.headers["x-request-id"] = request_id
-                log.info("request", extra={"method": request.method, "path": request.url.path,
-                                           "status": response.status_code,
-                                           "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
-                return response
+            path = scope["path"]
+            anonymous_ok = path in PUBLIC_PATHS or (
+                self.allow_anonymous is not None and self.allow_anonymous(Request(scope)))
+            if not anonymous_ok:
+                try:
+                    scope.setdefault("state", {})["actor"] = self.verifier.verify(headers.get("authorization"))
+                except AuthenticationError as exc:
+                    response = problem_response(401, "unauthenticated", "Authentication required", detail=str(exc),
+                                                headers={"WWW-Authenticate": "Bearer", "x-request-id": request_id})
+                    await response(scope, receive, send)
+                    status[0] = 401
+                    return
+
+            async def send_with_request_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                await send(message)
+
+            await self.app(scope, receive, send_with_request_id)
         finally:
+            log.info("request", extra={"method": scope.get("method"), "path": scope.get("path"), "status": status[0],
+                                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
             request_id_var.reset(token)
+
+
+def create_app(parts: AppParts) -> FastAPI:
+    app = FastAPI(title=parts.title, version=parts.version, description=parts.description,
+                  telemetry={"operation_spans": False, "logs": False})
+    app.state.verifier = parts.verifier
+    app.add_middleware(RequestGate, verifier=parts.verifier, allow_anonymous=parts.allow_anonymous)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -63,17 +63,34 @@ class PostgresTransaction:
             command_event_count=command_event_count,
         )
 
+    def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Several streams in one round trip (a command loading a unit and its parent)."""
+        found: dict[str, list[StoredEvent]] = {sid: [] for sid in stream_ids}
+        rows = self.conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%s) ORDER BY stream_id, version",
+            (list(stream_ids),),
+        ).fetchall()
+        for row in rows:
+            found[row[0]].append(_row_to_event(row))
+        return found
+
     def append_many(
         self,
         batches: Sequence[tuple[str, int, Sequence[NewEvent]]],
         *,
         metadata: EventMetadata,
         command_event_count: int,
+        verified_streams: frozenset[str] = frozenset(),
     ) -> list[StoredEvent]:
-        """Append to many streams with one round trip: a reorganization moving 10,000 members."""
+        """Append to many streams, with their outbox rows, in one statement.
+
+        A stream at version v > 0 must exist at v: streams this transaction has read (`verified_streams`)
+        are known to; the others are checked. A later version written concurrently collides on the
+        unique (stream_id, version) index, which aborts the transaction as a ConcurrencyError.
+        """
         if not batches:
             return []
-        claimed = [(s, v) for s, v, _ in batches if v > 0]
+        claimed = [(s, v) for s, v, _ in batches if v > 0 and s not in verified_streams]
         if claimed:
             found = self.conn.execute(
                 "SELECT count(*) FROM events e JOIN unnest(%s::text[], %s::int[]) AS c(s, v)"
@@ -97,22 +114,20 @@ class PostgresTransaction:
                 types.append(event.type)
                 schema_versions.append(event.schema_version)
                 payloads.append(json.dumps(event.data, ensure_ascii=False))
-        try:
-            with self.conn.transaction():
-                rows = self.conn.execute(
-                    "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)"
-                    " SELECT s, v, i, t, sv, d::jsonb, %s FROM unnest(%s::text[], %s::int[], %s::uuid[],"
-                    " %s::text[], %s::smallint[], %s::text[]) AS x(s, v, i, t, sv, d)"
-                    f" ORDER BY s, v RETURNING {_EVENT_COLUMNS}",
-                    (meta, streams, versions, ids, types, schema_versions, payloads),
-                ).fetchall()
-        except psycopg.errors.UniqueViolation as exc:
-            raise ConcurrencyError(batches[0][0], batches[0][1]) from exc
+        # Positions are handed out in (stream, version) order, so the outbox ids that follow them keep every
+        # stream's versions in order. The NOTIFY only wakes the relay (it also polls); PostgreSQL folds
+        # repeats within a transaction.
+        rows = self.conn.execute(
+            "WITH inserted AS ("
+            " INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)"
+            " SELECT s, v, i, t, sv, d::jsonb, %s FROM unnest(%s::text[], %s::int[], %s::uuid[],"
+            " %s::text[], %s::smallint[], %s::text[]) AS x(s, v, i, t, sv, d)"
+            f" ORDER BY s, v RETURNING {_EVENT_COLUMNS}),"
+            " queued AS (INSERT INTO outbox (position, topic) SELECT position, %s FROM inserted ORDER BY position)"
+            f" SELECT {_EVENT_COLUMNS}, (SELECT pg_notify(%s, '')) FROM inserted",
+            (meta, streams, versions, ids, types, schema_versions, payloads, self._topic, self._channel),
+        ).fetchall()
         stored = sorted((_row_to_event(r) for r in rows), key=lambda e: e.position)
-        self.conn.execute(
-            "INSERT INTO outbox (position, topic) SELECT p, %s FROM unnest(%s::bigint[]) AS p ORDER BY p",
-            (self._topic, [e.position for e in stored]),
-        )
         self.appended += len(stored)
         return stored
 
@@ -145,24 +160,19 @@ class PostgresTransaction:
         return None if row is None else IdempotentReply(row[0], row[1])
 
     def remember_reply(self, key: str, reply: IdempotentReply) -> None:
-        try:
-            with self.conn.transaction():
-                self.conn.execute(
-                    "INSERT INTO idempotency_keys (key, fingerprint, response) VALUES (%s, %s, %s)",
-                    (key, reply.request_fingerprint, Jsonb(reply.response)),
-                )
-        except psycopg.errors.UniqueViolation as exc:
-            raise ConcurrencyError(f"idempotency-{key}", 0) from exc
+        # A concurrent first use of the key collides here and retries the command, which then finds the reply.
+        self.conn.execute(
+            "INSERT INTO idempotency_keys (key, fingerprint, response) VALUES (%s, %s, %s)",
+            (key, reply.request_fingerprint, Jsonb(reply.response)),
+        )
 
-    def serialize(self, name: str) -> None:
-        """Make commands of one kind (hierarchy changes) run one at a time, until this transaction ends."""
-        self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-
-    def wake_relay(self) -> None:
-        # One NOTIFY per transaction (PostgreSQL folds duplicates); it is only a wake-up call, the relay
-        # also polls, so a lost notification costs latency, never an event.
-        if self.appended:
-            self.conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+    def serialize(self, name: str, *, exclusive: bool = True) -> None:
+        """Hold the named lock until this transaction ends: exclusive holders run one at a time, shared
+        holders run together but never beside an exclusive one (a leaf added while a branch moves)."""
+        if exclusive:
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+        else:
+            self.conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (name,))
 
 
 class PostgresEventStore:
@@ -173,10 +183,13 @@ class PostgresEventStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
-        with self.pool.connection() as conn, conn.transaction():
-            tx = PostgresTransaction(conn, topic=self.topic, channel=notify_channel(self.schema))
-            yield tx
-            tx.wake_relay()
+        """One transaction; a unique-index collision (a concurrent writer got there first) ends it as a
+        ConcurrencyError, which the command bus retries from a fresh read."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                yield PostgresTransaction(conn, topic=self.topic, channel=notify_channel(self.schema))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ConcurrencyError(str(exc.diag.constraint_name or "unique"), -1) from exc
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
         with self.pool.connection() as conn:

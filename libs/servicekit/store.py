@@ -138,12 +138,16 @@ class InMemoryTransaction:
         staged.extend(new)
         return new
 
+    def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        return {sid: self.read_stream(sid) for sid in stream_ids}
+
     def append_many(
         self,
         batches: Sequence[tuple[str, int, Sequence[NewEvent]]],
         *,
         metadata: EventMetadata,
         command_event_count: int,
+        verified_streams: frozenset[str] = frozenset(),
     ) -> list[StoredEvent]:
         stored: list[StoredEvent] = []
         for stream_id, expected_version, events in batches:
@@ -183,7 +187,7 @@ class InMemoryTransaction:
     def remember_reply(self, key: str, reply: IdempotentReply) -> None:
         self._replies[key] = reply
 
-    def serialize(self, name: str) -> None:
+    def serialize(self, name: str, *, exclusive: bool = True) -> None:
         """Nothing to do: commit() applies every transaction under one lock."""
 
     def commit(self) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.system import RunningSystem
+from servicekit.embedded.system import RunningSystem
 
 
 @pytest.fixture(scope="session")

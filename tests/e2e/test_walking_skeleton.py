@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.e2e.client import Client
-from tests.support.system import RunningSystem
+from servicekit.embedded.system import RunningSystem
 
 UNIT_QUERY = "query($code: String!) { organizationUnit(code: $code) { id code name kind parent { code } } }"
 

@@ -11,6 +11,7 @@ from contracts import registry_v1
 from contracts.codec import to_json
 from servicekit.commands import Aggregate, Outcome, UnitOfWork
 from servicekit.events import NewEvent, StoredEvent
+from servicekit.store import UniquenessViolation
 
 from registry.domain import units
 from registry.domain.commands import EstablishUnit
@@ -18,6 +19,7 @@ from registry.domain.errors import Conflict
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 UNIT_CODE_SCOPE = "unit-code"
+HIERARCHY_LOCK = "registry-hierarchy"
 
 
 def today() -> dt.date:
@@ -38,15 +40,19 @@ def to_new_events(events: list[Any]) -> list[NewEvent]:
 
 def establish_unit(command: EstablishUnit) -> Callable[[UnitOfWork], Outcome]:
     def handle(uow: UnitOfWork) -> Outcome:
-        uow.tx.serialize("hierarchy")
-        current = uow.load(UNIT, command.unit_id)
-        parent = uow.load(UNIT, command.parent_id).state if command.parent_id else None
+        # A new leaf cannot create a cycle; it only must not slip in beside a restructuring of its branch.
+        uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
+        if command.parent_id:
+            current, parent_loaded = uow.load_many(UNIT, [command.unit_id, command.parent_id])
+            parent: units.Unit | None = parent_loaded.state
+        else:
+            current, parent = uow.load(UNIT, command.unit_id), None
         decided = units.establish(command, current=current.state, parent=parent, today=today())
-        holder = uow.tx.find_unique(scope=UNIT_CODE_SCOPE, value=command.code.strip())
-        if holder is not None and holder != command.unit_id:
+        try:
+            uow.tx.claim_unique(scope=UNIT_CODE_SCOPE, value=command.code.strip(), owner=command.unit_id)
+        except UniquenessViolation:
             raise Conflict(f"an active unit already has code {command.code.strip()!r}", code="unit-code-taken",
-                           field="code")
-        uow.tx.claim_unique(scope=UNIT_CODE_SCOPE, value=command.code.strip(), owner=command.unit_id)
+                           field="code") from None
         uow.record(current.stream_id, to_new_events(decided), expected_version=current.version)
         return Outcome(command.unit_id, current.stream_id)
 

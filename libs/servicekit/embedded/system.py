@@ -1,4 +1,4 @@
-"""The running system for end-to-end tests: real service processes on free ports, stopped at the end."""
+"""The system as real processes on free ports (registry API + relay, gateway projector + API): e2e tests, benchmarks."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from servicekit.devissuer import ensure_keys, mint
 from servicekit.embedded.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -22,6 +23,7 @@ class RunningSystem:
     database_url: str
     bootstrap_servers: str
     data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -30,7 +32,7 @@ class RunningSystem:
         self.ports = {"registry": free_port(), "gateway": free_port()}
         env = {**os.environ, "DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
                "PARTY_DATA_DIR": str(self.data_dir), "REGISTRY_PORT": str(self.ports["registry"]),
-               "GATEWAY_PORT": str(self.ports["gateway"]), "RELAY_LEASE_TTL_S": "3"}
+               "GATEWAY_PORT": str(self.ports["gateway"]), "RELAY_LEASE_TTL_S": "3", **self.extra_env}
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for name, argv in {

@@ -1,0 +1,280 @@
+"""`make bench`: every figure next to a floor measured in the same run, printed as a ratio.
+
+Figures (issue #2): registry commands/s through HTTP at 1 and 16 clients (floors: raw one-row INSERT
+transactions via psycopg; peer: the `eventsourcing` library creating an aggregate and recording one more
+event), and command -> GraphQL visibility p50/p99 (floor: a raw Kafka produce -> consume round trip plus a
+PostgreSQL commit). `--smoke` runs each for a moment only, to prove the benchmarks still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    floor_name: str
+    floor: float
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        if self.floor == 0:
+            return float("nan")
+        return self.value / self.floor if self.higher_is_better else self.floor / self.value
+
+    def row(self) -> str:
+        return (f"| {self.name} | {self.value:,.1f} {self.unit} | {self.floor_name} | {self.floor:,.1f} {self.unit} "
+                f"| {self.ratio:.2f} |")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_threads(clients: int, duration_s: float, one: Callable[[int], Callable[[], None]]) -> float:
+    """Operations per second of `clients` threads each running its operation for `duration_s`."""
+    done = [0] * clients
+    stop = threading.Event()
+    barrier = threading.Barrier(clients + 1)
+
+    def worker(index: int) -> None:
+        operation = one(index)
+        barrier.wait()
+        while not stop.is_set():
+            operation()
+            done[index] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    time.sleep(duration_s)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def raw_insert_floor(database_url: str, clients: int, duration_s: float) -> float:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (id uuid PRIMARY KEY, data jsonb NOT NULL)")
+
+    def one(_: int) -> Callable[[], None]:
+        conn = psycopg.connect(database_url, autocommit=True)
+        return lambda: conn.execute("INSERT INTO bench_raw VALUES (%s, %s)", (uuid.uuid4(), '{"n": 1}'))
+
+    return run_threads(clients, duration_s, one)
+
+
+def eventsourcing_peer(database_url: str, clients: int, duration_s: float) -> float:
+    """The `eventsourcing` library: create an aggregate and record one more event, per command."""
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate, event
+
+    class Unit(Aggregate):
+        @event("Established")
+        def __init__(self, code: str) -> None:
+            self.code = code
+            self.name = ""
+
+        @event("Renamed")
+        def rename(self, name: str) -> None:
+            self.name = name
+
+    class Units(Application[uuid.UUID]):
+        def establish(self, code: str) -> None:
+            unit = Unit(code)
+            unit.rename("renamed")
+            self.save(unit)
+
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
+           "POSTGRES_HOST": str(info.get("host", "localhost")), "POSTGRES_PORT": str(info.get("port", "5432")),
+           "POSTGRES_USER": str(info.get("user", "postgres")), "POSTGRES_PASSWORD": str(info.get("password", "")),
+           "POSTGRES_POOL_SIZE": str(clients), "POSTGRES_SCHEMA": "bench_eventsourcing",
+           "POSTGRES_ENABLE_DB_FUNCTIONS": "y", "CREATE_TABLE": "y"}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS bench_eventsourcing")
+    app = Units(env=env)
+    try:
+        return run_threads(clients, duration_s, lambda _: lambda: app.establish(uuid.uuid4().hex))
+    finally:
+        app.close()
+
+
+async def _http_load(url: str, token: str, clients: int, duration_s: float, root_id: str) -> float:
+    done = 0
+    stop_at = 0.0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            response = await client.post("/units", json={
+                "code": uuid.uuid4().hex[:20], "name": "Chi bộ", "kind": "commune_committee", "parent_id": root_id,
+                "established_on": "2025-07-01"})
+            if response.status_code != 201:
+                raise RuntimeError(response.text)
+            done += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=30) as client:
+        await client.get("/livez")
+        started = time.perf_counter()
+        stop_at = started + duration_s
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        return done / (time.perf_counter() - started)
+
+
+def http_commands(system: Any, token: str, root_id: str, clients: int, duration_s: float) -> float:
+    return asyncio.run(_http_load(system.url("registry"), token, clients, duration_s, root_id))
+
+
+def visibility(system: Any, token: str, root_id: str, samples: int) -> list[float]:
+    latencies: list[float] = []
+    query = "query($code: String!) { organizationUnit(code: $code) { id } }"
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=system.url("registry"), headers=headers) as registry, \
+            httpx.Client(base_url=system.url("gateway"), headers=headers) as gateway:
+        for _ in range(samples):
+            code = uuid.uuid4().hex[:20]
+            response = registry.post("/units", json={"code": code, "name": "Chi bộ", "kind": "commune_committee",
+                                                     "parent_id": root_id, "established_on": "2025-07-01"})
+            accepted = time.perf_counter()
+            assert response.status_code == 201, response.text
+            while True:
+                data = gateway.post("/graphql", json={"query": query, "variables": {"code": code}}).json()
+                if data.get("data", {}).get("organizationUnit"):
+                    break
+                time.sleep(0.0005)
+            latencies.append((time.perf_counter() - accepted) * 1000)
+            time.sleep(0.01)
+    return latencies
+
+
+def kafka_round_trip_floor(database_url: str, bootstrap: str, samples: int) -> list[float]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from servicekit import kafka as kafka_setup
+
+    topic = f"bench.floor.{uuid.uuid4().hex[:8]}"
+    admin = kafka_setup.new_admin(bootstrap, client_id="bench")
+    kafka_setup.ensure_topics(admin, {topic: 1})
+    admin.close()
+    producer = kafka_setup.new_producer(bootstrap, client_id="bench-floor")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             fetch_max_wait_ms=5, auto_offset_reset="earliest")
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_end(tp)
+    consumer.poll(timeout_ms=100)
+    conn = psycopg.connect(database_url, autocommit=True)
+    conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id uuid PRIMARY KEY)")
+    latencies = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        producer.send(topic, key=b"k", value=b"{}").get(timeout=10)
+        got = False
+        while not got:
+            got = any(consumer.poll(timeout_ms=50).values())
+        conn.execute("INSERT INTO bench_floor VALUES (%s)", (uuid.uuid4(),))
+        latencies.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.005)
+    producer.close()
+    consumer.close()
+    conn.close()
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="run each figure briefly")
+    args = parser.parse_args()
+    duration = 0.5 if args.smoke else 8.0
+    samples = 10 if args.smoke else 300
+
+    from servicekit.embedded.broker import EmbeddedBroker
+    from servicekit.embedded.postgres import EmbeddedPostgres
+    from servicekit.embedded.system import RunningSystem
+
+    work = Path(tempfile.mkdtemp(prefix="party-bench-"))
+    postgres = broker = None
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        postgres = EmbeddedPostgres(work / "postgres", keep_data=False).start()
+        database_url = postgres.url
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker(log_path=work / "broker.log").start()
+        bootstrap = broker.bootstrap_servers
+    system = RunningSystem(database_url, bootstrap, work,
+                           extra_env={"REGISTRY_WORKERS": os.environ.get("REGISTRY_WORKERS", "2"),
+                                      "LOG_LEVEL": "WARNING"})
+    figures: list[Figure] = []
+    try:
+        print("measuring floors ...", file=sys.stderr, flush=True)
+        raw = {n: raw_insert_floor(database_url, n, duration) for n in (1, 16)}
+        peer = {n: eventsourcing_peer(database_url, n, duration) for n in (1, 16)}
+        floor_latency = kafka_round_trip_floor(database_url, bootstrap, samples)
+        print("starting the system ...", file=sys.stderr, flush=True)
+        system.start()
+        token = system.token()
+        root = httpx.post(f"{system.url('registry')}/units", headers={"Authorization": f"Bearer {token}"},
+                          json={"code": f"B{uuid.uuid4().hex[:8]}", "name": "Thành ủy", "kind": "city_committee",
+                                "established_on": "2000-01-01"}, timeout=30)
+        root.raise_for_status()
+        root_id = root.json()["id"]
+        print("measuring the system ...", file=sys.stderr, flush=True)
+        ours = {n: http_commands(system, token, root_id, n, duration) for n in (1, 16)}
+        time.sleep(2 if args.smoke else 5)
+        seen = visibility(system, token, root_id, samples)
+        for n in (1, 16):
+            figures.append(Figure(f"registry commands/s, {n} client(s)", ours[n], "cmd/s",
+                                  f"raw INSERT tx, {n} writer(s)", raw[n]))
+            figures.append(Figure(f"registry commands/s, {n} client(s)", ours[n], "cmd/s",
+                                  f"eventsourcing lib, {n} writer(s)", peer[n]))
+        figures.append(Figure("command -> GraphQL visible p50", statistics.median(seen), "ms",
+                              "Kafka round trip + PG commit p50", statistics.median(floor_latency),
+                              higher_is_better=False))
+        figures.append(Figure("command -> GraphQL visible p99", percentile(seen, 0.99), "ms",
+                              "Kafka round trip + PG commit p99", percentile(floor_latency, 0.99),
+                              higher_is_better=False))
+    finally:
+        system.stop()
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+    print(f"\nmachine: {os.cpu_count()} cores, {'smoke run' if args.smoke else f'{duration:.0f} s per figure'}")
+    print("| figure | value | floor | floor value | ratio |")
+    print("|---|---|---|---|---|")
+    for figure in figures:
+        print(figure.row())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
