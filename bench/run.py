@@ -9,7 +9,6 @@ PostgreSQL commit). `--smoke` runs each for a moment only, to prove the benchmar
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -26,6 +25,7 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @dataclass
@@ -91,24 +91,7 @@ def raw_insert_floor(database_url: str, clients: int, duration_s: float) -> floa
 
 def eventsourcing_peer(database_url: str, clients: int, duration_s: float) -> float:
     """The `eventsourcing` library: create an aggregate and record one more event, per command."""
-    from eventsourcing.application import Application
-    from eventsourcing.domain import Aggregate, event
-
-    class Unit(Aggregate):
-        @event("Established")
-        def __init__(self, code: str) -> None:
-            self.code = code
-            self.name = ""
-
-        @event("Renamed")
-        def rename(self, name: str) -> None:
-            self.name = name
-
-    class Units(Application[uuid.UUID]):
-        def establish(self, code: str) -> None:
-            unit = Unit(code)
-            unit.rename("renamed")
-            self.save(unit)
+    from peer_eventsourcing import Units
 
     info = psycopg.conninfo.conninfo_to_dict(database_url)
     env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
@@ -125,32 +108,12 @@ def eventsourcing_peer(database_url: str, clients: int, duration_s: float) -> fl
         app.close()
 
 
-async def _http_load(url: str, token: str, clients: int, duration_s: float, root_id: str) -> float:
-    done = 0
-    stop_at = 0.0
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal done
-        while time.perf_counter() < stop_at:
-            response = await client.post("/units", json={
-                "code": uuid.uuid4().hex[:20], "name": "Chi bộ", "kind": "commune_committee", "parent_id": root_id,
-                "established_on": "2025-07-01"})
-            if response.status_code != 201:
-                raise RuntimeError(response.text)
-            done += 1
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as client:
-        await client.get("/livez")
-        started = time.perf_counter()
-        stop_at = started + duration_s
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
-        return done / (time.perf_counter() - started)
-
-
 def http_commands(system: Any, token: str, root_id: str, clients: int, duration_s: float) -> float:
-    return asyncio.run(_http_load(system.url("registry"), token, clients, duration_s, root_id))
+    from loadgen import run_load, unit_requests
+
+    port = system.ports["registry"]
+    return run_load("127.0.0.1", port, clients=clients, duration_s=duration_s,
+                    make_request=unit_requests("127.0.0.1", port, token, root_id))
 
 
 def visibility(system: Any, token: str, root_id: str, samples: int) -> list[float]:
@@ -177,7 +140,6 @@ def visibility(system: Any, token: str, root_id: str, samples: int) -> list[floa
 
 def kafka_round_trip_floor(database_url: str, bootstrap: str, samples: int) -> list[float]:
     from kafka import KafkaConsumer, TopicPartition
-
     from servicekit import kafka as kafka_setup
 
     topic = f"bench.floor.{uuid.uuid4().hex[:8]}"
