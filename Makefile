@@ -24,7 +24,7 @@ test: install lint
 	$(MAKE) --no-print-directory bench-smoke
 
 lint: install
-	$(BIN)/ruff check libs services tests bench deploy
+	$(BIN)/ruff check libs services tests bench deploy docs
 	$(BIN)/mypy libs services
 	$(BIN)/lint-imports
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from tests.e2e.client import Client
 from servicekit.embedded.system import RunningSystem
+
+from tests.e2e.client import Client
 
 UNIT_QUERY = "query($code: String!) { organizationUnit(code: $code) { id code name kind parent { code } } }"
 

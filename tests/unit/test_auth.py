@@ -26,8 +26,9 @@ def test_only_a_city_admin_may_be_unscoped(tmp_path: Path) -> None:
         mint(tmp_path, role="reader", unit=None)
 
 
-def test_missing_expired_foreign_and_malformed_tokens_are_refused(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-                                                                  ) -> None:
+def test_missing_expired_foreign_and_malformed_tokens_are_refused(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     check = verifier(tmp_path)
     stranger_dir = tmp_path_factory.mktemp("stranger")
     cases = [None, "", "Basic abc", "Bearer not.a.jwt",
