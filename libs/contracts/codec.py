@@ -67,7 +67,13 @@ def _coerce(hint: Any, raw: Any) -> Any:
         return _coerce(args[0], raw)
     if origin in (tuple, list):
         (item, *_) = typing.get_args(hint)
+        if not isinstance(raw, list | tuple):
+            raise TypeError(f"expected a list, got {type(raw).__name__}")
         return tuple(_coerce(item, v) for v in raw)
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise TypeError(f"expected an object, got {type(raw).__name__}")
+        return dict(raw)
     if origin is typing.Literal:
         if raw not in typing.get_args(hint):
             raise ValueError(f"{raw!r} is not one of {typing.get_args(hint)}")
@@ -84,6 +90,8 @@ def _coerce(hint: Any, raw: Any) -> Any:
         if issubclass(hint, enum.Enum):
             return hint(raw)
         if dataclasses.is_dataclass(hint):
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected an object, got {type(raw).__name__}")
             return from_json(hint, raw)
         if hint is float and isinstance(raw, int):
             return float(raw)

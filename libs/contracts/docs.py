@@ -9,10 +9,14 @@ import typing
 import uuid
 from typing import Any
 
-from contracts import registry_v1, topics
+from contracts import admissions_v1, registry_v1, topics, transfers_v1
 from contracts.codec import Catalogue
 
-CATALOGUES: dict[str, Catalogue] = {topics.REGISTRY: registry_v1.CATALOGUE}
+CATALOGUES: dict[str, Catalogue] = {
+    topics.REGISTRY: registry_v1.CATALOGUE,
+    topics.ADMISSIONS: admissions_v1.CATALOGUE,
+    topics.TRANSFERS: transfers_v1.CATALOGUE,
+}
 
 
 def _schema_for(hint: Any) -> dict[str, Any]:
@@ -28,6 +32,8 @@ def _schema_for(hint: Any) -> dict[str, Any]:
         return {"type": "string", "enum": list(typing.get_args(hint))}
     if origin in (tuple, list):
         return {"type": "array", "items": _schema_for(typing.get_args(hint)[0])}
+    if origin is dict or hint is dict:
+        return {"type": "object"}
     if hint is str:
         return {"type": "string"}
     if hint is bool:
