@@ -153,6 +153,10 @@ class UnitOfWork:
         self._order.append(stream_id)
         return expected_version + len(events)
 
+    def version_before(self, stream_id: str) -> int:
+        """The version the stream had when this unit of work loaded it."""
+        return self._versions.get(stream_id, 0)
+
     def version_after(self, stream_id: str) -> int:
         if stream_id in self._pending:
             base, queued = self._pending[stream_id]
@@ -188,9 +192,12 @@ def fingerprint(payload: Any) -> str:
 class CommandBus:
     """Runs handlers against a store: one transaction per attempt, bounded retries on version conflicts."""
 
-    def __init__(self, store: TransactionalStore, *, max_attempts: int = 5) -> None:
+    def __init__(self, store: TransactionalStore, *, max_attempts: int = 5,
+                 inline: Callable[[Any, list[StoredEvent]], None] | None = None) -> None:
         self._store = store
         self._max_attempts = max_attempts
+        self._inline = inline
+        """Applied to the appended events inside the same transaction (read views the decisions rely on)."""
 
     def execute(self, context: CommandContext, handler: Handler, *, request: Any = None) -> CommandResult:
         request_fingerprint = fingerprint(request)
@@ -205,32 +212,39 @@ class CommandBus:
 
     def _attempt(self, context: CommandContext, handler: Handler, request_fingerprint: str) -> CommandResult:
         with self._store.transaction() as tx:
-            if context.idempotency_key:
-                earlier = tx.idempotent_reply(context.idempotency_key)
-                if earlier is not None:
-                    if earlier.request_fingerprint != request_fingerprint:
-                        raise IdempotencyKeyReused(context.idempotency_key)
-                    response = dict(earlier.response)
-                    return CommandResult(
-                        aggregate_id=response.pop("id"),
-                        version=response.pop("version"),
-                        consistency_token=response.pop("consistency_token"),
-                        event_count=response.pop("event_count"),
-                        details=response,
-                        replayed=True,
-                    )
-            uow = UnitOfWork(tx)
-            outcome = handler(uow)
-            uow.flush(context.metadata())
-            result = CommandResult(
-                aggregate_id=outcome.aggregate_id,
-                version=uow.version_after(outcome.stream_id),
-                consistency_token=ConsistencyToken(context.command_id, uow.event_count).encode(),
-                event_count=uow.event_count,
-                details=outcome.details,
-            )
-            if context.idempotency_key:
-                tx.remember_reply(
-                    context.idempotency_key, IdempotentReply(request_fingerprint, result.as_json())
+            return self.run_in(tx, context, handler, request_fingerprint=request_fingerprint)
+
+    def run_in(self, tx: CommandTransaction, context: CommandContext, handler: Handler, *,
+               request_fingerprint: str = "") -> CommandResult:
+        """Run a handler inside a transaction the caller owns (a consumer applying a foreign event)."""
+        if context.idempotency_key:
+            earlier = tx.idempotent_reply(context.idempotency_key)
+            if earlier is not None:
+                if earlier.request_fingerprint != request_fingerprint:
+                    raise IdempotencyKeyReused(context.idempotency_key)
+                response = dict(earlier.response)
+                return CommandResult(
+                    aggregate_id=response.pop("id"),
+                    version=response.pop("version"),
+                    consistency_token=response.pop("consistency_token"),
+                    event_count=response.pop("event_count"),
+                    details=response,
+                    replayed=True,
                 )
-            return result
+        uow = UnitOfWork(tx)
+        outcome = handler(uow)
+        stored = uow.flush(context.metadata())
+        if self._inline is not None and stored:
+            self._inline(tx, stored)
+        result = CommandResult(
+            aggregate_id=outcome.aggregate_id,
+            version=uow.version_after(outcome.stream_id),
+            consistency_token=ConsistencyToken(context.command_id, uow.event_count).encode(),
+            event_count=uow.event_count,
+            details=outcome.details,
+        )
+        if context.idempotency_key:
+            tx.remember_reply(
+                context.idempotency_key, IdempotentReply(request_fingerprint, result.as_json())
+            )
+        return result

@@ -1,4 +1,4 @@
-"""Composition root of the registry: builds the store, the command bus, the HTTP app and the relay."""
+"""Composition root of the registry: store, command bus with inline views, HTTP app, relay and reactions."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from contracts import topics
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 from servicekit.auth import TokenVerifier
-from servicekit.commands import CommandBus
-from servicekit.database import KIT_SCHEMA_DDL, connect_pool, migrate
+from servicekit.commands import CommandBus, UnitOfWork
+from servicekit.database import CONSUMER_SCHEMA_DDL, KIT_SCHEMA_DDL, connect_pool, migrate
 from servicekit.http import AppParts, ProblemError, ReadinessCheck, create_app
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
@@ -19,13 +19,14 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import InMemoryEventStore
 from servicekit.telemetry import setup_telemetry
 
-from registry.adapters import http_api
-from registry.application.handlers import OutsideScope
+from registry.adapters import http_api, queries, read_views
+from registry.application.handlers import OutsideScope, RegistryCommands
 from registry.domain.errors import DomainError
 
 SCHEMA = "registry"
 SERVICE = "registry"
 DEFAULT_PORT = 8101
+REACTIONS = "registry-reactions"
 
 
 @dataclass
@@ -34,13 +35,27 @@ class Registry:
     pool: ConnectionPool
     store: PostgresEventStore
     bus: CommandBus
+    commands: RegistryCommands
+
+    def unit_id_by_code(self, code: str) -> str | None:
+        with self.pool.connection() as conn:
+            return read_views.PostgresRegistryViews(conn).unit_id_by_code(code)
 
 
-def build(settings: ServiceSettings) -> Registry:
-    migrate(settings.database_url, schema=SCHEMA, ddl=[KIT_SCHEMA_DDL])
-    pool = connect_pool(settings.database_url, schema=SCHEMA, min_size=2, max_size=20)
+def views_for(uow: UnitOfWork) -> read_views.PostgresRegistryViews:
+    return read_views.PostgresRegistryViews(uow.tx.conn)  # type: ignore[attr-defined]
+
+
+def migrate_registry(settings: ServiceSettings) -> None:
+    migrate(settings.database_url, schema=SCHEMA, ddl=[KIT_SCHEMA_DDL, CONSUMER_SCHEMA_DDL, read_views.DDL])
+
+
+def build(settings: ServiceSettings, *, max_pool: int = 20) -> Registry:
+    migrate_registry(settings)
+    pool = connect_pool(settings.database_url, schema=SCHEMA, min_size=2, max_size=max_pool)
     store = PostgresEventStore(pool, schema=SCHEMA, topic=topics.REGISTRY)
-    return Registry(settings=settings, pool=pool, store=store, bus=CommandBus(store))
+    bus = CommandBus(store, inline=read_views.project_inline)
+    return Registry(settings=settings, pool=pool, store=store, bus=bus, commands=RegistryCommands(views_for))
 
 
 def outside_scope(exc: Exception) -> ProblemError:
@@ -52,24 +67,43 @@ def verifier_for(settings: ServiceSettings) -> TokenVerifier:
                          jwks_url=settings.auth_jwks_url, jwks_file=settings.jwks_file)
 
 
-def http_app(bus: CommandBus, verifier: TokenVerifier, readiness: dict[str, ReadinessCheck]) -> FastAPI:
+def http_app(registry: Any, verifier: TokenVerifier, readiness: dict[str, ReadinessCheck]) -> FastAPI:
+    routers = [http_api.build_router(registry.bus, registry.commands, registry.unit_id_by_code)]
+    if registry.store is not None:
+        routers.append(queries.build_router(registry.store))
     return create_app(AppParts(
         title="Party register: registry",
         version="1.0.0",
         description="Organization units and member records of the city's party organization. Every operation "
                     "but the health checks and these docs needs a bearer token; errors are RFC 9457 problem "
-                    "documents with a stable `code`.",
+                    "documents with a stable `code`. Commands accept `Idempotency-Key` (a retry returns the "
+                    "first answer and writes nothing) and, on one aggregate, `If-Match: <version>`.",
         verifier=verifier,
-        routers=[http_api.build_router(bus)],
+        routers=routers,
         readiness=readiness,
         error_mappers={DomainError: http_api.domain_problem, OutsideScope: outside_scope},
     ))
 
 
+@dataclass
+class _Offline:
+    bus: CommandBus
+    commands: RegistryCommands
+    store: Any
+
+    def unit_id_by_code(self, code: str) -> str | None:
+        return None
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document, built without a database (for `docs/export.py`)."""
-    app = http_app(CommandBus(InMemoryEventStore()), TokenVerifier(issuer="-", audience="-"), {})
-    return app.openapi()
+    offline = _Offline(CommandBus(InMemoryEventStore()), RegistryCommands(views_for), _StoreStub())
+    return http_app(offline, TokenVerifier(issuer="-", audience="-"), {}).openapi()
+
+
+class _StoreStub:
+    def read_stream(self, stream_id: str) -> list[Any]:
+        return []
 
 
 def create_api(settings: ServiceSettings) -> FastAPI:
@@ -82,7 +116,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         backlog = row[0] if row else 0
         return backlog < 100_000, f"outbox backlog {backlog}"
 
-    app = http_app(registry.bus, verifier_for(settings), {"database": database_ready})
+    app = http_app(registry, verifier_for(settings), {"database": database_ready})
     app.state.registry = registry
     return app
 
@@ -97,5 +131,5 @@ def relay_settings(settings: ServiceSettings) -> RelaySettings:
 
 def run_relay(settings: ServiceSettings, stop: threading.Event) -> None:
     setup_telemetry(f"{SERVICE}-relay")
-    migrate(settings.database_url, schema=SCHEMA, ddl=[KIT_SCHEMA_DDL])
+    migrate_registry(settings)
     OutboxRelay(relay_settings(settings)).run(stop)

@@ -26,3 +26,10 @@ class Conflict(DomainError):
 
     code = "conflict"
     kind = "conflict"
+
+
+class PreconditionFailed(DomainError):
+    """The client's If-Match version is not the aggregate's current version (412)."""
+
+    code = "version-mismatch"
+    kind = "precondition-failed"

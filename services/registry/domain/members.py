@@ -430,7 +430,8 @@ def evolve(state: Member, event: Any) -> Member:
                 interruptions=tuple((i.start, i.end) for i in event.interruptions),
                 profile={k: v for k, v in event.profile.__dict__.items() if v is not None})
         case contract.MemberProfileUpdated():
-            top: dict[str, Any] = {k: event.changes[k] for k in ("full_name", "gender", "citizen_id") if k in event.changes}
+            top: dict[str, Any] = {k: event.changes[k] for k in ("full_name", "gender", "citizen_id")
+                                   if k in event.changes}
             if "birth_date" in event.changes:
                 top["birth_date"] = dt.date.fromisoformat(event.changes["birth_date"])
             rest = {k: v for k, v in event.changes.items() if k not in ("full_name", "gender", "citizen_id",
