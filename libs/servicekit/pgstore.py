@@ -142,6 +142,24 @@ class PostgresTransaction:
             holder = self.find_unique(scope=scope, value=value)
             raise UniquenessViolation(scope, value, holder or "another owner")
 
+    def claim_unique_many(self, *, scope: str, claims: Sequence[tuple[str, str]]) -> set[str]:
+        """Claim many (value, owner) pairs at once; returns the values now claimed by these owners. A value
+        held by someone else is left alone (the caller decides whether that is a match or a conflict)."""
+        if not claims:
+            return set()
+        rows = self.conn.execute(
+            "INSERT INTO unique_claims (scope, value, owner) SELECT %s, v, o FROM unnest(%s::text[], %s::text[])"
+            " AS x(v, o) ON CONFLICT (scope, value) DO NOTHING RETURNING value",
+            (scope, [v for v, _ in claims], [o for _, o in claims]),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def holders(self, *, scope: str, values: Sequence[str]) -> dict[str, str]:
+        rows = self.conn.execute(
+            "SELECT value, owner FROM unique_claims WHERE scope = %s AND value = ANY(%s)", (scope, list(values))
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def release_unique(self, *, scope: str, value: str, owner: str) -> None:
         self.conn.execute(
             "DELETE FROM unique_claims WHERE scope = %s AND value = %s AND owner = %s", (scope, value, owner)

@@ -167,6 +167,19 @@ class InMemoryTransaction:
         self._unique_releases.discard((scope, value))
         self._unique_claims[(scope, value)] = owner
 
+    def claim_unique_many(self, *, scope: str, claims: Sequence[tuple[str, str]]) -> set[str]:
+        claimed = set()
+        for value, owner in claims:
+            if self.find_unique(scope=scope, value=value) is None:
+                self._unique_releases.discard((scope, value))
+                self._unique_claims[(scope, value)] = owner
+                claimed.add(value)
+        return claimed
+
+    def holders(self, *, scope: str, values: Sequence[str]) -> dict[str, str]:
+        found = {v: self.find_unique(scope=scope, value=v) for v in values}
+        return {v: o for v, o in found.items() if o is not None}
+
     def release_unique(self, *, scope: str, value: str, owner: str) -> None:
         if self.find_unique(scope=scope, value=value) == owner:
             self._unique_claims.pop((scope, value), None)

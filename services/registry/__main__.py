@@ -1,4 +1,6 @@
-"""`python -m registry api | relay`."""
+"""`python -m registry api | relay | reactions | import FILE`."""
+
+import sys
 
 from servicekit.runner import dispatch, run_worker, serve
 
@@ -7,4 +9,7 @@ from registry import main
 dispatch("registry", {
     "api": lambda: serve("registry", main.create_api, port_env="REGISTRY_PORT", default_port=main.DEFAULT_PORT),
     "relay": lambda: run_worker("registry-relay", main.run_relay),
+    "reactions": lambda: run_worker("registry-reactions", main.run_reactions),
+    "import": lambda: sys.exit(main.run_import(sys.argv[2])) if len(sys.argv) > 2 else sys.exit(
+        "usage: python -m registry import FILE"),
 })

@@ -20,6 +20,7 @@ from servicekit.store import InMemoryEventStore
 from servicekit.telemetry import setup_telemetry
 
 from registry.adapters import http_api, queries, read_views
+from registry.adapters.imports_runner import ImportRunner, import_from_command_line
 from registry.application.handlers import OutsideScope, RegistryCommands
 from registry.domain.errors import DomainError
 
@@ -36,6 +37,7 @@ class Registry:
     store: PostgresEventStore
     bus: CommandBus
     commands: RegistryCommands
+    imports: ImportRunner
 
     def unit_id_by_code(self, code: str) -> str | None:
         with self.pool.connection() as conn:
@@ -55,7 +57,9 @@ def build(settings: ServiceSettings, *, max_pool: int = 20) -> Registry:
     pool = connect_pool(settings.database_url, schema=SCHEMA, min_size=2, max_size=max_pool)
     store = PostgresEventStore(pool, schema=SCHEMA, topic=topics.REGISTRY)
     bus = CommandBus(store, inline=read_views.project_inline)
-    return Registry(settings=settings, pool=pool, store=store, bus=bus, commands=RegistryCommands(views_for))
+    commands = RegistryCommands(views_for)
+    imports = ImportRunner(pool=pool, bus=bus, commands=commands, files_dir=settings.data_dir / "imports")
+    return Registry(settings=settings, pool=pool, store=store, bus=bus, commands=commands, imports=imports)
 
 
 def outside_scope(exc: Exception) -> ProblemError:
@@ -68,7 +72,8 @@ def verifier_for(settings: ServiceSettings) -> TokenVerifier:
 
 
 def http_app(registry: Any, verifier: TokenVerifier, readiness: dict[str, ReadinessCheck]) -> FastAPI:
-    routers = [http_api.build_router(registry.bus, registry.commands, registry.unit_id_by_code)]
+    routers = [http_api.build_router(registry.bus, registry.commands, registry.unit_id_by_code,
+                                     getattr(registry, "imports", None) or _OfflineImports())]
     if registry.store is not None:
         routers.append(queries.build_router(registry.store))
     return create_app(AppParts(
@@ -101,6 +106,10 @@ def openapi_document() -> dict[str, Any]:
     return http_app(offline, TokenVerifier(issuer="-", audience="-"), {}).openapi()
 
 
+class _OfflineImports:
+    """Stands in for the import runner when only the OpenAPI document is built."""
+
+
 class _StoreStub:
     def read_stream(self, stream_id: str) -> list[Any]:
         return []
@@ -118,6 +127,11 @@ def create_api(settings: ServiceSettings) -> FastAPI:
 
     app = http_app(registry, verifier_for(settings), {"database": database_ready})
     app.state.registry = registry
+
+    @app.on_event("startup")
+    def resume_imports() -> None:
+        registry.imports.resume_unfinished()
+
     return app
 
 
@@ -133,3 +147,73 @@ def run_relay(settings: ServiceSettings, stop: threading.Event) -> None:
     setup_telemetry(f"{SERVICE}-relay")
     migrate_registry(settings)
     OutboxRelay(relay_settings(settings)).run(stop)
+
+
+def reaction_handler(registry: Registry) -> Any:
+    """Applies a foreign fact inside the consumer's transaction, retrying a version conflict from a savepoint."""
+    import psycopg
+    from servicekit.commands import CommandContext
+    from servicekit.consumer import ConsumedEvent
+    from servicekit.pgstore import PostgresTransaction
+    from servicekit.store import ConcurrencyError
+
+    from registry.application.reactions import CATALOGUES, REACTIONS, command_id_for
+
+    def handle(conn: psycopg.Connection, event: ConsumedEvent) -> None:
+        reaction = REACTIONS.get((event.source, event.event_type))
+        if reaction is None:
+            return
+        fact = CATALOGUES[event.source].decode(event.event_type, event.data)
+        envelope = event.envelope
+        context = CommandContext(
+            actor=f"{event.source} ({envelope.actor})", command_id=command_id_for(envelope.id),
+            correlation_id=_uuid_or_none(envelope.correlation_id), causation_id=_uuid_or_none(envelope.id),
+            traceparent=envelope.traceparent, tracestate=envelope.tracestate)
+        for attempt in range(5):
+            try:
+                with conn.transaction():
+                    tx = PostgresTransaction(conn, topic=topics.REGISTRY, channel=f"outbox_{SCHEMA}")
+                    registry.bus.run_in(tx, context, reaction(registry.commands, fact))
+                return
+            except (ConcurrencyError, psycopg.errors.UniqueViolation):
+                if attempt == 4:
+                    raise
+
+    return handle
+
+
+def _uuid_or_none(value: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def run_reactions(settings: ServiceSettings, stop: threading.Event) -> None:
+    from contracts import admissions_v1, transfers_v1
+    from servicekit.consumer import ConsumerSettings, EventConsumer
+
+    setup_telemetry(f"{SERVICE}-reactions")
+    registry = build(settings, max_pool=2)
+    EventConsumer(
+        ConsumerSettings(name=REACTIONS, database_url=settings.database_url, schema=SCHEMA,
+                         bootstrap_servers=settings.kafka_bootstrap_servers,
+                         topics=(topics.ADMISSIONS, topics.TRANSFERS), lease_ttl_s=settings.relay_lease_ttl_s),
+        reaction_handler(registry),
+        catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE],
+    ).run(stop)
+
+
+def run_import(path: str) -> int:
+    """`python -m registry import FILE`: validate and write a roll with a progress bar."""
+    from pathlib import Path
+
+    from servicekit.jsonlog import setup_logging
+    from servicekit.runner import load_settings
+
+    settings = load_settings()
+    setup_logging(SERVICE, "WARNING")
+    registry = build(settings, max_pool=4)
+    return import_from_command_line(registry.imports, Path(path), actor="command-line import")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from contracts.registry_v1 import UNIT_KINDS, UnitKind
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, File, Header, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from servicekit.auth import Actor
@@ -34,6 +34,7 @@ from registry.domain.policy import OCCUPATIONS, RATING_LEVELS, READMISSION_EXCLU
 
 STATUS_BY_KIND = {"not-found": 404, "conflict": 409, "unprocessable": 422, "precondition-failed": 412}
 COMMAND_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 422)
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
 
 
 def domain_problem(exc: Exception) -> ProblemError:
@@ -321,7 +322,36 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
-def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Callable[[str], str | None]) -> APIRouter:
+class ImportAccepted(BaseModel):
+    import_id: uuid.UUID
+    status: Literal["queued", "running", "completed", "rejected"]
+
+
+class ImportRowError(BaseModel):
+    row: int
+    field: str
+    code: str
+    message: str
+
+
+class ImportStatus(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"import_id": "5b0c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4", "status": "rejected", "total": 3, "accepted": 0,
+         "rejected": 1, "written": 0, "skipped": 0,
+         "errors": [{"row": 3, "field": "citizen_id", "code": "citizen-id-invalid",
+                     "message": "a citizen id has exactly 12 digits"}]}]})
+    import_id: uuid.UUID
+    status: Literal["queued", "running", "completed", "rejected"]
+    total: int
+    accepted: int
+    rejected: int
+    written: int
+    skipped: int
+    errors: list[ImportRowError]
+
+
+def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Callable[[str], str | None],
+                 imports: Any = None) -> APIRouter:
     router = APIRouter()
 
     def run(request: Request, actor: Actor, key: str | None, handler: Handler, body: BaseModel | None,
@@ -448,6 +478,32 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
         router.add_api_route(f"/members/{{member_id}}/{path}", endpoint, methods=["POST"],
                              response_model=CommandAccepted, tags=["members"], summary=summary,
                              responses=COMMAND_PROBLEMS, name=f"member_{path.replace('/', '_')}")
+
+    if imports is not None:
+        @router.post("/imports", status_code=202, response_model=ImportAccepted, tags=["imports"],
+                     summary="Import an existing roll (CSV or XLSX, English or Vietnamese headings)",
+                     responses=problem_responses(401, 403, 413, 422))
+        def start_import(file: Annotated[UploadFile, File(description="CSV (UTF-8) or XLSX")],
+                         actor: CurrentActor) -> JSONResponse:
+            actor.require("clerk")
+            content = file.file.read(MAX_IMPORT_BYTES + 1)
+            if len(content) > MAX_IMPORT_BYTES:
+                raise ProblemError(413, "file-too-large", f"an import file is at most {MAX_IMPORT_BYTES} bytes",
+                                   field="file")
+            if not content:
+                raise ProblemError(422, "file-empty", "the file is empty", field="file")
+            import_id = imports.submit(file_name=file.filename or "roll", content=content, actor=actor.label())
+            imports.start_in_background(import_id)
+            return JSONResponse({"import_id": import_id, "status": "queued"}, status_code=202,
+                                headers={"Location": f"/imports/{import_id}"})
+
+        @router.get("/imports/{import_id}", response_model=ImportStatus, tags=["imports"],
+                    summary="An import's status and its report of bad rows", responses=problem_responses(401, 404))
+        def import_status(import_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+            report = imports.report(str(import_id))
+            if report is None:
+                raise ProblemError(404, "import-not-found", f"no import {import_id}")
+            return dict(report.as_json())
 
     clock = commands.clock
     member_route("profile", "Update profile fields (partial)", "clerk", ProfileRequest,

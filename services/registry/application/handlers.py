@@ -233,6 +233,27 @@ class RegistryCommands:
 
     # Members -------------------------------------------------------------------------------------------
 
+    def import_chunk(self, import_id: str, rows: Sequence[Any]) -> Handler:
+        """Enrol the validated rows of one chunk; a citizen id already in the register is a match, skipped,
+        so re-importing a file (or resuming an interrupted import) writes nothing twice."""
+
+        def handle(uow: UnitOfWork) -> Outcome:
+            claimed = uow.tx.claim_unique_many(
+                scope=CITIZEN_ID_SCOPE, claims=[(r.command.citizen_id, r.command.member_id) for r in rows])
+            fresh = [r for r in rows if r.command.citizen_id in claimed]
+            cards = [(r.command.card_number, r.command.member_id) for r in fresh if r.command.card_number]
+            if cards:
+                got = uow.tx.claim_unique_many(scope=CARD_NUMBER_SCOPE, claims=cards)
+                if len(got) != len(cards):
+                    raise Conflict("a card number was taken meanwhile", code="card-number-taken",
+                                   field="card_number")
+            for r in fresh:
+                uow.record(f"member-{r.command.member_id}", to_new_events(r.events), expected_version=0)
+            return Outcome(import_id, f"import-{import_id}", {"written": len(fresh),
+                                                              "skipped": len(rows) - len(fresh)})
+
+        return handle
+
     def enrol_member(self, command: EnrolMember, scope: Scope = Scope(None)) -> Handler:
         def handle(uow: UnitOfWork) -> Outcome:
             views = self.views_for(uow)

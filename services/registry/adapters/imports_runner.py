@@ -1,0 +1,218 @@
+"""Runs an import: validate the whole file, then write it in chunks, recording status and progress.
+
+Chunks commit separately (one huge transaction would hold back the xmin horizon and stall every relay);
+an interrupted import resumes by running again, since members already written are matched by citizen id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+from servicekit.commands import CommandBus, CommandContext
+from servicekit.pgstore import PostgresTransaction
+
+from registry.adapters.read_views import PostgresRegistryViews
+from registry.adapters.roll_files import UnreadableFile, read_rows
+from registry.application.handlers import CARD_NUMBER_SCOPE, CITIZEN_ID_SCOPE, UNIT, RegistryCommands, today
+from registry.application.imports import RowError, validate_rows
+from registry.domain import units
+
+log = logging.getLogger("registry.imports")
+
+CHUNK = 5_000
+MAX_REPORTED_ERRORS = 10_000
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    import_id: str
+    status: str
+    total: int
+    accepted: int
+    rejected: int
+    written: int
+    skipped: int
+    errors: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class ImportRunner:
+    def __init__(self, *, pool: ConnectionPool, bus: CommandBus, commands: RegistryCommands, files_dir: Path) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.commands = commands
+        self.files_dir = files_dir
+
+    def submit(self, *, file_name: str, content: bytes, actor: str) -> str:
+        """Store the file and queue the import; returns its id."""
+        import_id = str(uuid.uuid4())
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        suffix = ".xlsx" if content.startswith(b"PK\x03\x04") else ".csv"
+        (self.files_dir / f"{import_id}{suffix}").write_bytes(content)
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO imports (import_id, file_name, file_sha256, status, actor)"
+                " VALUES (%s, %s, %s, 'queued', %s)",
+                (import_id, file_name[:300], hashlib.sha256(content).hexdigest(), actor))
+        return import_id
+
+    def start_in_background(self, import_id: str) -> threading.Thread:
+        thread = threading.Thread(target=self.run, args=(import_id,), name=f"import-{import_id}", daemon=True)
+        thread.start()
+        return thread
+
+    def resume_unfinished(self) -> list[str]:
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT import_id::text FROM imports WHERE status IN ('queued', 'running')"
+                                " ORDER BY created_at").fetchall()
+        for (import_id,) in rows:
+            self.start_in_background(import_id)
+        return [r[0] for r in rows]
+
+    def file_of(self, import_id: str) -> Path:
+        for suffix in (".xlsx", ".csv"):
+            path = self.files_dir / f"{import_id}{suffix}"
+            if path.exists():
+                return path
+        raise FileNotFoundError(import_id)
+
+    def report(self, import_id: str) -> ImportReport | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT status, total, accepted, rejected, written, skipped, errors FROM imports WHERE import_id = %s",
+                (import_id,)).fetchone()
+        if row is None:
+            return None
+        return ImportReport(import_id, row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+
+    def run(self, import_id: str, *, progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
+        """Run (or resume) an import; a second runner of the same import waits its turn on a lock."""
+        with self.pool.connection() as guard:
+            guard.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"import-{import_id}",))
+            try:
+                current = self.report(import_id)
+                if current is not None and current.status in ("completed", "rejected"):
+                    return current
+                return self._run_locked(import_id, progress)
+            finally:
+                guard.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"import-{import_id}",))
+
+    def _run_locked(self, import_id: str, progress: Callable[[str, int, int], None] | None) -> ImportReport:
+        actor = self._update(import_id, status="running")
+        try:
+            path = self.file_of(import_id)
+            validated = self._validate(path, lambda done: progress and progress("validating", done, 0))
+        except (UnreadableFile, FileNotFoundError, UnicodeDecodeError) as exc:
+            self._finish(import_id, "rejected", errors=[RowError(1, "file", "file-unreadable", str(exc))])
+            return self._report_or_fail(import_id)
+        if validated.errors:
+            rejected_rows = len({e.row for e in validated.errors if e.row > 1})
+            self._finish(import_id, "rejected", total=validated.total, accepted=0, rejected=rejected_rows,
+                         errors=validated.errors)
+            return self._report_or_fail(import_id)
+        self._update(import_id, total=validated.total, accepted=len(validated.rows))
+        written = skipped = 0
+        rows = validated.rows
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start:start + CHUNK]
+            result = self.bus.execute(
+                CommandContext(actor=actor, correlation_id=uuid.UUID(import_id)),
+                self.commands.import_chunk(import_id, chunk))
+            written += int(result.details["written"])
+            skipped += int(result.details["skipped"])
+            self._update(import_id, written=written, skipped=skipped)
+            if progress:
+                progress("writing", start + len(chunk), len(rows))
+        self._finish(import_id, "completed", written=written, skipped=skipped)
+        return self._report_or_fail(import_id)
+
+    def _validate(self, path: Path, progress: Callable[[int], Any]) -> Any:
+        with self.pool.connection() as conn:
+            views = PostgresRegistryViews(conn)
+            tx = PostgresTransaction(conn, topic="", channel="")
+
+            def cells(codes: Sequence[str]) -> dict[str, units.Unit]:
+                ids = {code: views.unit_id_by_code(code) for code in codes}
+                found = {c: i for c, i in ids.items() if i}
+                histories = tx.read_streams([f"unit-{i}" for i in found.values()])
+                result = {}
+                for code, unit_id in found.items():
+                    state = UNIT.initial
+                    for event in histories[f"unit-{unit_id}"]:
+                        state = UNIT.evolve(state, event)
+                    result[code] = state
+                return result
+
+            return validate_rows(
+                read_rows(path), cell_for_code=cells,
+                card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
+                citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values),
+                today=today(), progress=progress)
+
+    def _update(self, import_id: str, **fields: Any) -> str:
+        assignments = ", ".join(f"{k} = %s" for k in fields)
+        with self.pool.connection() as conn:
+            row = conn.execute(f"UPDATE imports SET {assignments} WHERE import_id = %s RETURNING actor",
+                               (*fields.values(), import_id)).fetchone()
+        if row is None:
+            raise KeyError(import_id)
+        return str(row[0])
+
+    def _finish(self, import_id: str, status: str, *, errors: list[RowError] | None = None, **fields: Any) -> None:
+        reported = [e.as_json() for e in (errors or [])[:MAX_REPORTED_ERRORS]]
+        self._update(import_id, status=status, errors=Jsonb(reported), **fields)
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = %s", (import_id,))
+
+    def _report_or_fail(self, import_id: str) -> ImportReport:
+        report = self.report(import_id)
+        assert report is not None
+        return report
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr for the command line."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._started = time.monotonic()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2 and done != total:
+            return
+        self._last = now
+        rate = done / max(now - self._started, 1e-6)
+        if total:
+            filled = int(30 * done / total)
+            bar = "#" * filled + "-" * (30 - filled)
+            sys.stderr.write(f"\r{phase:<10} [{bar}] {done:>9,}/{total:,} rows  {rate:,.0f} rows/s ")
+        else:
+            sys.stderr.write(f"\r{phase:<10} {done:>9,} rows  {rate:,.0f} rows/s ")
+        sys.stderr.flush()
+
+
+def import_from_command_line(runner: ImportRunner, path: Path, *, actor: str) -> int:
+    import_id = runner.submit(file_name=path.name, content=path.read_bytes(), actor=actor)
+    report = runner.run(import_id, progress=ProgressBar())
+    sys.stderr.write("\n")
+    print(json.dumps({**report.as_json(), "errors": report.errors[:50]}, ensure_ascii=False, indent=2))
+    if report.status == "rejected":
+        for error in report.errors[:50]:
+            sys.stderr.write(f"row {error['row']}, {error['field']}: {error['code']} — {error['message']}\n")
+        return 1
+    return 0
