@@ -26,25 +26,57 @@ class ContractDecodeError(ValueError):
 
 
 def to_json(value: Any) -> Any:
+    """Plain JSON values: dataclasses as objects, dates as ISO strings, UUIDs as strings, enums by value."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    encode = _ENCODERS.get(kind)
+    if encode is not None:
+        return encode(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: to_json(getattr(value, name)) for name in _field_names(kind)}
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, tuple | list):
-        return [to_json(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_ENCODERS: dict[type, Any] = {
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+    uuid.UUID: str,
+    tuple: lambda v: [to_json(x) for x in v],
+    list: lambda v: [to_json(x) for x in v],
+    dict: lambda v: {str(k): to_json(x) for k, x in v.items()},
+}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def from_json(cls: type[C], data: Mapping[str, Any]) -> C:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name not in data:

@@ -120,14 +120,25 @@ class PostgresTransaction:
         rows = self.conn.execute(
             "WITH inserted AS ("
             " INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata)"
-            " SELECT s, v, i, t, sv, d::jsonb, %s FROM unnest(%s::text[], %s::int[], %s::uuid[],"
-            " %s::text[], %s::smallint[], %s::text[]) AS x(s, v, i, t, sv, d)"
-            f" ORDER BY s, v RETURNING {_EVENT_COLUMNS}),"
+            " SELECT s, v, i, t, sv, d::jsonb, %s FROM unnest(%b::text[], %b::int[], %b::uuid[],"
+            " %b::text[], %b::smallint[], %b::text[]) AS x(s, v, i, t, sv, d)"
+            " ORDER BY s, v RETURNING position, recorded_at, event_id),"
             " queued AS (INSERT INTO outbox (position, topic) SELECT position, %s FROM inserted ORDER BY position)"
-            f" SELECT {_EVENT_COLUMNS}, (SELECT pg_notify(%s, '')) FROM inserted",
+            " SELECT position, recorded_at, event_id, (SELECT pg_notify(%s, '')) FROM inserted",
             (meta, streams, versions, ids, types, schema_versions, payloads, self._topic, self._channel),
         ).fetchall()
-        stored = sorted((_row_to_event(r) for r in rows), key=lambda e: e.position)
+        # The data is what we sent: only positions and times come back (decoding it again would cost more).
+        placed = {r[2]: (r[0], r[1]) for r in rows}
+        meta_json = metadata.as_json(command_event_count=command_event_count)
+        stored_unsorted = []
+        for stream, expected, new in batches:
+            for offset, event in enumerate(new, start=1):
+                position, recorded_at = placed[event.event_id]
+                stored_unsorted.append(StoredEvent(
+                    stream_id=stream, version=expected + offset, event_id=event.event_id, type=event.type,
+                    schema_version=event.schema_version, data=event.data, metadata=meta_json, position=position,
+                    recorded_at=recorded_at))
+        stored = sorted(stored_unsorted, key=lambda e: e.position)
         self.appended += len(stored)
         return stored
 
@@ -148,7 +159,8 @@ class PostgresTransaction:
         if not claims:
             return set()
         rows = self.conn.execute(
-            "INSERT INTO unique_claims (scope, value, owner) SELECT %s, v, o FROM unnest(%s::text[], %s::text[])"
+            # Binary parameters: text arrays in text format are escaped element by element, slowly.
+            "INSERT INTO unique_claims (scope, value, owner) SELECT %s, v, o FROM unnest(%b::text[], %b::text[])"
             " AS x(v, o) ON CONFLICT (scope, value) DO NOTHING RETURNING value",
             (scope, [v for v, _ in claims], [o for _, o in claims]),
         ).fetchall()

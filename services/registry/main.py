@@ -48,14 +48,17 @@ def views_for(uow: UnitOfWork) -> read_views.PostgresRegistryViews:
     return read_views.PostgresRegistryViews(uow.tx.conn)  # type: ignore[attr-defined]
 
 
-def migrate_registry(settings: ServiceSettings) -> None:
-    migrate(settings.database_url, schema=SCHEMA, ddl=[KIT_SCHEMA_DDL, CONSUMER_SCHEMA_DDL, read_views.DDL])
+def migrate_registry(settings: ServiceSettings, schema: str | None = None) -> None:
+    migrate(settings.database_url, schema=schema or SCHEMA, ddl=[KIT_SCHEMA_DDL, CONSUMER_SCHEMA_DDL, read_views.DDL])
 
 
-def build(settings: ServiceSettings, *, max_pool: int = 20) -> Registry:
-    migrate_registry(settings)
-    pool = connect_pool(settings.database_url, schema=SCHEMA, min_size=2, max_size=max_pool)
-    store = PostgresEventStore(pool, schema=SCHEMA, topic=topics.REGISTRY)
+def build(settings: ServiceSettings, *, max_pool: int = 20, schema: str | None = None, topic: str | None = None
+          ) -> Registry:
+    schema = schema or SCHEMA
+    topic = topic or topics.REGISTRY
+    migrate_registry(settings, schema)
+    pool = connect_pool(settings.database_url, schema=schema, min_size=2, max_size=max_pool)
+    store = PostgresEventStore(pool, schema=schema, topic=topic)
     bus = CommandBus(store, inline=read_views.project_inline)
     commands = RegistryCommands(views_for)
     imports = ImportRunner(pool=pool, bus=bus, commands=commands, files_dir=settings.data_dir / "imports")
@@ -172,7 +175,8 @@ def reaction_handler(registry: Registry) -> Any:
         for attempt in range(5):
             try:
                 with conn.transaction():
-                    tx = PostgresTransaction(conn, topic=topics.REGISTRY, channel=f"outbox_{SCHEMA}")
+                    tx = PostgresTransaction(conn, topic=registry.store.topic,
+                                             channel=f"outbox_{registry.store.schema}")
                     registry.bus.run_in(tx, context, reaction(registry.commands, fact))
                 return
             except (ConcurrencyError, psycopg.errors.UniqueViolation):

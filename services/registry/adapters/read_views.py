@@ -110,8 +110,8 @@ def project_inline(tx: Any, stored: list[StoredEvent]) -> None:
     if rows := by_type.get("OrganizationUnitEstablished"):
         conn.execute(
             "INSERT INTO unit_view (unit_id, code, name, kind, parent_id, status, established_on)"
-            " SELECT i, c, n, k, p, 'active', e FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],"
-            " %s::uuid[], %s::date[]) AS x(i, c, n, k, p, e)",
+            " SELECT i, c, n, k, p, 'active', e::date FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[],"
+            " %b::uuid[], %b::text[]) AS x(i, c, n, k, p, e)",
             ([r["unit_id"] for r in rows], [r["code"] for r in rows], [r["name"] for r in rows],
              [r["kind"] for r in rows], [r["parent_id"] for r in rows], [r["established_on"] for r in rows]))
     for r in by_type.get("OrganizationUnitRenamed", []):
@@ -126,12 +126,12 @@ def project_inline(tx: Any, stored: list[StoredEvent]) -> None:
     if rows := by_type.get("MemberEnrolled"):
         conn.execute(
             "INSERT INTO member_view (member_id, citizen_id, unit_id, status)"
-            " SELECT i, c, u, s FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::text[]) AS x(i, c, u, s)",
+            " SELECT i, c, u, s FROM unnest(%b::uuid[], %b::text[], %b::uuid[], %b::text[]) AS x(i, c, u, s)",
             ([r["member_id"] for r in rows], [r["citizen_id"] for r in rows], [r["unit_id"] for r in rows],
              [r["status"] for r in rows]))
     if rows := by_type.get("MemberUnitChanged"):
         conn.execute(
-            "UPDATE member_view m SET unit_id = x.u FROM unnest(%s::uuid[], %s::uuid[]) AS x(i, u)"
+            "UPDATE member_view m SET unit_id = x.u FROM unnest(%b::uuid[], %b::uuid[]) AS x(i, u)"
             " WHERE m.member_id = x.i", ([r["member_id"] for r in rows], [r["to_unit_id"] for r in rows]))
     for event_type, status in _STATUS_AFTER.items():
         for r in by_type.get(event_type, []):

@@ -7,6 +7,7 @@ The pure part (reading values, validating) is here; the file formats are read in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,7 @@ OCCUPATION_LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def fold(text: str) -> str:
     """Lower case without accents (đ -> d): how headings and labels are compared."""
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
@@ -120,6 +122,10 @@ def parse_date(value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
     text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"):
         try:
             return dt.datetime.strptime(text, fmt).date()

@@ -1,0 +1,133 @@
+"""Importing a roll: every row validated first, a rejected file writes nothing, a re-import changes nothing."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import RegistryUnderTest, registry_for
+
+HEADER = ["full_name", "gender", "birth_date", "citizen_id", "ethnicity", "religion", "occupation", "cell_code",
+          "status", "admitted_on", "official_on", "card_number"]
+
+
+@pytest.fixture
+def reg(database_url: str, schema: str, topic: str, tmp_path: Path) -> Iterator[RegistryUnderTest]:
+    under_test = registry_for(database_url, schema, topic, tmp_path)
+    yield under_test
+    under_test.close()
+
+
+def cells(reg: RegistryUnderTest, count: int) -> list[str]:
+    city = reg.unit("city_committee", on=dt.date(1930, 2, 3))
+    ward = reg.unit("commune_committee", city, on=dt.date(1945, 1, 1))
+    codes = []
+    for i in range(count):
+        code = f"CB{i}-{ward[:6]}"
+        reg.unit("grassroots_cell", ward, code=code, on=dt.date(1990, 1, 1))
+        codes.append(code)
+    return codes
+
+
+def roll(rows: list[list[str]], header: list[str] = HEADER) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def person(i: int, cell: str, *, citizen: str | None = None, status: str = "official", card: str = "") -> list[str]:
+    return [f"Nguyễn Văn {i}", "male" if i % 2 else "female", "1980-03-0" + str(1 + i % 9),
+            citizen or f"{10**11 + i:012d}", "Kinh", "", "public_service_employee", cell, status, "2005-05-19",
+            "2006-05-19" if status == "official" else "", card]
+
+
+def run_import(reg: RegistryUnderTest, content: bytes, name: str = "roll.csv") -> dict[str, object]:
+    runner = reg.registry.imports
+    import_id = runner.submit(file_name=name, content=content, actor="test")
+    return runner.run(import_id).as_json()
+
+
+def count_members(reg: RegistryUnderTest) -> int:
+    with reg.registry.pool.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM member_view").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_file_with_bad_rows_is_rejected_whole_with_a_report_naming_row_field_and_code(reg: RegistryUnderTest
+                                                                                        ) -> None:
+    [cell] = cells(reg, 1)
+    rows = [person(1, cell), person(2, cell, citizen="12345"), person(3, "NO-SUCH-CELL"), person(4, cell),
+            person(5, cell, citizen=f"{10**11 + 1:012d}"), person(6, cell, status="probationary", card="01000001")]
+    rows[3][2] = "31/02/1980"
+    report = run_import(reg, roll(rows))
+    assert report["status"] == "rejected"
+    found = {(e["row"], e["field"], e["code"]) for e in report["errors"]}  # type: ignore[attr-defined]
+    assert found == {(3, "citizen_id", "citizen-id-invalid"), (4, "cell_code", "cell-not-found"),
+                     (5, "birth_date", "date-invalid"), (6, "citizen_id", "citizen-id-repeated"),
+                     (7, "card_number", "card-for-official-only")}
+    assert report["rejected"] == 5
+    assert count_members(reg) == 0, "nothing of a rejected file is written"
+
+
+def test_a_missing_required_column_is_named(reg: RegistryUnderTest) -> None:
+    report = run_import(reg, roll([], header=[h for h in HEADER if h != "citizen_id"]))
+    assert report["status"] == "rejected"
+    assert report["errors"] == [{"row": 1, "field": "citizen_id", "code": "column-missing",  # type: ignore[comparison-overlap]
+                                 "message": "required column citizen_id is missing"}]
+
+
+def test_re_importing_the_same_file_changes_nothing(reg: RegistryUnderTest) -> None:
+    codes = cells(reg, 3)
+    content = roll([person(i, codes[i % 3], card=f"01{500000 + i:06d}") for i in range(30)])
+    first = run_import(reg, content)
+    assert (first["status"], first["written"], first["skipped"]) == ("completed", 30, 0)
+    with reg.registry.pool.connection() as conn:
+        events_before = conn.execute("SELECT count(*) FROM events").fetchone()
+    again = run_import(reg, content)
+    assert (again["status"], again["written"], again["skipped"]) == ("completed", 0, 30)
+    with reg.registry.pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == events_before
+    assert count_members(reg) == 30
+
+
+def test_vietnamese_headings_and_an_xlsx_file_are_read(reg: RegistryUnderTest, tmp_path: Path) -> None:
+    import openpyxl
+
+    [cell] = cells(reg, 1)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Họ và tên", "Giới tính", "Ngày sinh", "Số CCCD", "Dân tộc", "Nghề nghiệp", "Mã chi bộ",
+                  "Loại đảng viên", "Ngày vào Đảng", "Ngày chính thức", "Đoàn viên"])
+    sheet.append(["Trần Thị Bình", "Nữ", dt.datetime(1990, 9, 2), 1190012345, "Tày", "Sinh viên", cell, "Dự bị",
+                  "15/05/2026", None, "Có"])
+    sheet.append(["Lê Văn Cường", "Nam", "02/09/1975", "001075000111", "Kinh", "Hưu trí", cell, "Chính thức",
+                  "1999-12-22", "2000-12-22", "Không"])
+    path = tmp_path / "danh-sach.xlsx"
+    book.save(path)
+    report = run_import(reg, path.read_bytes(), "danh-sach.xlsx")
+    assert report["status"] == "completed", report
+    assert report["written"] == 2
+    with reg.registry.pool.connection() as conn:
+        ids = {r[0] for r in conn.execute("SELECT citizen_id FROM member_view").fetchall()}
+    assert ids == {"001190012345", "001075000111"}, "leading zeros lost by a numeric cell are restored"
+
+
+@pytest.mark.slow
+def test_a_fifty_thousand_row_file_is_imported_in_chunks(reg: RegistryUnderTest) -> None:
+    codes = cells(reg, 50)
+    rng = random.Random(7)
+    rows = [person(i, rng.choice(codes)) for i in range(50_000)]
+    report = run_import(reg, roll(rows))
+    assert (report["status"], report["total"], report["written"]) == ("completed", 50_000, 50_000)
+    assert count_members(reg) == 50_000
+    with reg.registry.pool.connection() as conn:
+        outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()
+    assert outbox == (50_000 + 52,), "every event is queued for the relay (and the 52 units)"
