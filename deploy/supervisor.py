@@ -104,6 +104,7 @@ def up(data_dir: Path, *, load_demo: bool) -> int:
     children = [
         Child("registry-api", [PYTHON, "-m", "registry", "api"], env, logs / "registry-api.log", ports["registry"]),
         Child("registry-relay", [PYTHON, "-m", "registry", "relay"], env, logs / "registry-relay.log"),
+        Child("registry-reactions", [PYTHON, "-m", "registry", "reactions"], env, logs / "registry-reactions.log"),
         Child("admissions-api", [PYTHON, "-m", "admissions", "api"], env, logs / "admissions-api.log",
               ports["admissions"]),
         Child("admissions-relay", [PYTHON, "-m", "admissions", "relay"], env, logs / "admissions-relay.log"),

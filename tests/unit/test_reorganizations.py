@@ -261,8 +261,6 @@ def test_units_merge_into_a_newly_established_target() -> None:
     assert result.member_moves == {"m-1": "new-1", "m-2": "new-1"}
 
 
-@pytest.mark.xfail(strict=True, reason="merge() never compares the effective date with the new target's parent's "
-                                       "establishment, which establish() refuses as before-parent-established")
 def test_a_new_target_is_not_established_before_its_parent() -> None:
     young_parent = unit("sub-3", "sub_committee", "gc-1", on=dt.date(2025, 8, 1))
     spec = NewUnitSpec(code="CB", name="Chi bộ", kind="cell", parent_id="sub-3")
@@ -413,8 +411,6 @@ def test_the_sub_units_of_a_split_unit_are_reattached_to_their_parts() -> None:
         ("p-1", "commune-1", "gc-1"), ("p-2", "commune-1", "gc-1")}
 
 
-@pytest.mark.xfail(strict=True, reason="split() counts the parts, not their distinct unit ids: two parts with one id "
-                                       "pass and establish the same unit twice")
 def test_two_parts_of_a_split_are_two_different_units() -> None:
     with pytest.raises(DomainError):
         split(CELL_A, SUB, [part("p-1", member_ids=("m-1",)), part("p-1", member_ids=("m-2",))],
@@ -550,8 +546,6 @@ def test_a_sub_committee_may_be_dissolved_into_its_own_parent() -> None:
     assert result.unit_events[-1][1].successor_id == "gc-1"
 
 
-@pytest.mark.xfail(strict=True, reason="dissolve() never compares the effective date with the successor's "
-                                       "establishment, unlike merge() (target) and reattach() (new parent)")
 def test_the_successor_exists_on_the_day_of_the_dissolution() -> None:
     young = unit("cell-y", "cell", "gc-2", on=dt.date(2025, 8, 1))
     with pytest.raises(DomainError) as refused:

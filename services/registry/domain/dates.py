@@ -17,7 +17,8 @@ def add_years(day: dt.date, years: int) -> dt.date:
 
 
 def whole_years_between(start: dt.date, end: dt.date) -> int:
+    """Anniversaries reached by `end`; an anniversary of 29 February falls on 28 February in common years."""
     years = end.year - start.year
-    if (end.month, end.day) < (start.month, start.day):
+    if years > 0 and add_years(start, years) > end:
         years -= 1
-    return years
+    return max(years, 0) if end >= start else years

@@ -14,6 +14,7 @@ from registry.domain.dates import add_months, add_years, whole_years_between
 from registry.domain.errors import Conflict, DomainError, NotFound
 from registry.domain.policy import (
     BADGE_MILESTONES,
+    CARD_EXCHANGE_GENERATION,
     CARD_PROVINCE_CODE,
     CITIZEN_ID_DIGITS,
     EARLY_AWARD_MONTHS,
@@ -147,6 +148,9 @@ def enrol(command: EnrolMember, *, current: Member, unit: Unit | None, today: dt
                               field="card_number")
     if command.member_since is not None:
         _not_future(command.member_since, today, "member_since")
+        if command.member_since < command.admitted_on:
+            raise DomainError("a member counts in a cell from admission at the earliest",
+                              code="member-since-before-admission", field="member_since")
     for index, (start, end, _reason) in enumerate(command.interruptions):
         if end < start or start < command.admitted_on or end > today:
             raise DomainError("an interruption runs forwards, after admission and not into the future",
@@ -209,8 +213,8 @@ def recognize(member: Member, *, official_on: dt.date, decision_ref: str | None,
     return [
         contract.MemberRecognizedAsOfficial(member_id=member.member_id, official_on=official_on,
                                             decision_ref=decision_ref),
-        contract.PartyCardIssued(member_id=member.member_id, card_number=card_number, issued_on=today,
-                                 reason="recognition", generation=max(1, member.card_generation + 1)),
+        contract.PartyCardIssued(member_id=member.member_id, card_number=card_number, issued_on=official_on,
+                                 reason="recognition", generation=card_generation_on(official_on)),
     ]
 
 
@@ -225,12 +229,21 @@ def issue_card(member: Member, *, reason: str, card_number: str, issued_on: dt.d
         raise DomainError(f"a card number is {CARD_PROVINCE_CODE} and 6 digits", code="card-number-invalid",
                           field="card_number")
     _not_future(issued_on, today, "issued_on")
-    if reason == "exchange_2025" and member.card_generation >= 2025:
+    if reason == "exchange_2025" and member.card_generation >= CARD_EXCHANGE_GENERATION:
         raise Conflict("the 2025 card was already issued", code="card-already-exchanged")
-    generation = 2025 if reason == "exchange_2025" else max(1, member.card_generation)
+    # A reissued or exchanged card replaces one of the same model; a first card is of its day's model.
+    if reason == "exchange_2025":
+        generation = CARD_EXCHANGE_GENERATION
+    else:
+        generation = member.card_generation if member.card_number else card_generation_on(issued_on)
     return [contract.PartyCardIssued(member_id=member.member_id, card_number=card_number, issued_on=issued_on,
                                      reason=reason, generation=generation,  # type: ignore[arg-type]
                                      previous_card_number=member.card_number)]
+
+
+def card_generation_on(day: dt.date) -> int:
+    """Cards issued since the 2025 exchange campaign belong to its generation; earlier ones to the first."""
+    return CARD_EXCHANGE_GENERATION if day.year >= CARD_EXCHANGE_GENERATION else 1
 
 
 def party_age_on(member: Member, day: dt.date) -> int:
@@ -268,10 +281,12 @@ def award_badge(member: Member, *, years: int, awarded_on: dt.date, early_reason
         raise Conflict(f"the {years}-year badge was already awarded", code="badge-already-awarded", field="years")
     _not_future(awarded_on, today, "awarded_on")
     due = milestone_date(member, years)
+    # Party age stops growing at death: a posthumous badge is for the age the member reached.
+    reached_by = min(awarded_on, member.died_on) if posthumous and member.died_on else awarded_on
     early = False
-    if awarded_on < due:
+    if reached_by < due:
         allowance = EARLY_AWARD_MONTHS_FROM_70 if years >= 70 else EARLY_AWARD_MONTHS
-        if early_reason is None or add_months(due, -allowance) > awarded_on:
+        if not (early_reason or "").strip() or add_months(due, -allowance) > reached_by:
             raise DomainError(f"party age reaches {years} years on {due}", code="badge-not-yet-due", field="years")
         early = True
     return [contract.PartyBadgeAwarded(member_id=member.member_id, years=years, awarded_on=awarded_on, early=early,
@@ -295,8 +310,12 @@ def rate(member: Member, *, year: int, level: str, today: dt.date) -> list[Any]:
     events: list[Any] = [contract.AnnualRatingRecorded(member_id=member.member_id, year=year,
                                                        level=level,  # type: ignore[arg-type]
                                                        effective_on=effective_on)]
-    recent = [ratings.get(year - offset) for offset in range(1, SCREENING_AFTER_FAILED_YEARS)]
-    if level == FAILED_RATING and all(r == FAILED_RATING for r in recent) and not member.on_screening_list:
+    ratings[year] = level
+    run = SCREENING_AFTER_FAILED_YEARS
+    # Years may be recorded out of order: look for a run of failed years that includes this one.
+    failed_run = any(all(ratings.get(first + k) == FAILED_RATING for k in range(run))
+                     for first in range(year - run + 1, year + 1))
+    if level == FAILED_RATING and failed_run and not member.on_screening_list:
         events.append(contract.MemberPlacedOnScreeningList(
             member_id=member.member_id, effective_on=effective_on, automatic=True,
             reason=f"{SCREENING_AFTER_FAILED_YEARS} consecutive years rated không hoàn thành nhiệm vụ"))
@@ -438,7 +457,8 @@ def evolve(state: Member, event: Any) -> Member:
                                                                          "birth_date")}
             return replace(state, **top, profile={**state.profile, **rest})
         case contract.MemberUnitChanged():
-            return replace(state, unit_id=event.to_unit_id)
+            host = None if state.host_unit_id == event.to_unit_id else state.host_unit_id
+            return replace(state, unit_id=event.to_unit_id, host_unit_id=host)
         case contract.MemberTemporaryHostChanged():
             return replace(state, host_unit_id=event.host_unit_id)
         case contract.MemberRecognizedAsOfficial():
@@ -465,8 +485,9 @@ def evolve(state: Member, event: Any) -> Member:
             return replace(state, status="transferred_out", left_on=event.effective_on, host_unit_id=None)
         case contract.MemberReadmitted():
             gap = (state.left_on, event.readmitted_on) if state.left_on else None
-            return replace(state, status="probationary", unit_id=event.unit_id, readmitted=True,
-                           probation_ends_on=event.probation_ends_on, official_on=None, on_screening_list=False,
+            return replace(state, status="probationary", unit_id=event.unit_id, readmitted=True, card_number=None,
+                           card_generation=0, probation_ends_on=event.probation_ends_on, official_on=None,
+                           on_screening_list=False,
                            interruptions=(*state.interruptions, gap) if gap else state.interruptions)
         case _:
             return state

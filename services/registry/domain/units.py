@@ -167,6 +167,9 @@ def merge(command: MergeUnits, *, sources: Sequence[Unit], target: Unit | None,
         check_placement(spec.kind, target)
         if target is not None:
             _require_active(target, spec.parent_id or "", field="target.parent_id")
+            if target.established_on and command.effective_on < target.established_on:
+                raise DomainError("the new unit cannot be established before its parent",
+                                  code="before-parent-established", field="effective_on")
         target_unit = Unit(exists=True, unit_id=command.new_target_id, code=spec.code.strip(), name=spec.name.strip(),
                            kind=spec.kind, parent_id=spec.parent_id, status="active",
                            established_on=command.effective_on)
@@ -214,6 +217,10 @@ def split(command: SplitUnit, *, unit: Unit, parent: Unit | None, children: Sequ
     _check_not_before(source, command.effective_on)
     if len(command.parts) < 2:
         raise DomainError("a split needs at least two parts", code="split-needs-two-parts", field="parts")
+    if len({p.unit_id for p in command.parts}) != len(command.parts) or \
+            len({p.code.strip() for p in command.parts}) != len(command.parts):
+        raise DomainError("every part is a different unit with its own code", code="parts-not-distinct",
+                          field="parts")
     child_by_id = {c.unit_id: c for c in children}
     assigned_units: dict[str, int] = {}
     assigned_members: dict[str, int] = {}
@@ -287,6 +294,7 @@ def dissolve(command: DissolveUnit, *, unit: Unit, successor: Unit | None, succe
                               "name a successor", code="successor-required", field="successor_id")
     else:
         heir = _require_active(successor, command.successor_id, field="successor_id")
+        _check_not_before(heir, command.effective_on)
         if heir.unit_id == ending.unit_id or ending.unit_id in successor_ancestor_ids:
             raise DomainError("the successor cannot be the unit or inside it", code="hierarchy-cycle",
                               field="successor_id")
