@@ -260,7 +260,8 @@ class EventConsumer:
                 return True
             except Exception as exc:
                 log.exception("handler failed on %s v%s", event.stream_id, event.version)
-                self._last_error = f"{type(exc).__name__}: {exc}"
+                code = getattr(exc, "code", None)
+                self._last_error = f"{type(exc).__name__}{f' [{code}]' if code else ''}: {exc}"
                 return False
 
     def _decode(self, record: Any) -> ConsumedEvent:
