@@ -201,6 +201,17 @@ def main() -> int:
         raw = {n: raw_insert_floor(database_url, n, duration) for n in (1, 16)}
         peer = {n: eventsourcing_peer(database_url, n, duration) for n in (1, 16)}
         floor_latency = kafka_round_trip_floor(database_url, bootstrap, samples)
+        print("measuring the registry's bulk paths ...", file=sys.stderr, flush=True)
+        from registry_bench import import_throughput, reorganization_seconds
+
+        import_rows = 2_000 if args.smoke else 100_000
+        imported, copied = import_throughput(database_url, import_rows, 20 if args.smoke else 500)
+        figures.append(Figure(f"roll import ({import_rows:,} rows, validate + write)", imported, "rows/s",
+                              "COPY of the same rows", copied))
+        units, per_unit = (10, 20) if args.smoke else (100, 100)
+        seconds, written = reorganization_seconds(database_url, units, per_unit)
+        figures.append(Figure(f"merge of {units} cells / {units * per_unit:,} members ({seconds:.2f} s)",
+                              written / seconds, "events/s", "COPY of roll rows", copied))
         print("starting the system ...", file=sys.stderr, flush=True)
         system.start()
         token = system.token()
