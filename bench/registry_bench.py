@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+
 from registry import main as registry_main
 from registry.domain.commands import EnrolMember, EstablishUnit, MergeUnits
 from servicekit.commands import CommandContext, Outcome

@@ -140,6 +140,7 @@ def visibility(system: Any, token: str, root_id: str, samples: int) -> list[floa
 
 def kafka_round_trip_floor(database_url: str, bootstrap: str, samples: int) -> list[float]:
     from kafka import KafkaConsumer, TopicPartition
+
     from servicekit import kafka as kafka_setup
 
     topic = f"bench.floor.{uuid.uuid4().hex[:8]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+
 from servicekit.devissuer import mint
 
 SKELETON_UNITS = [

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from servicekit.telemetry import setup_telemetry
 
 setup_telemetry("tests")

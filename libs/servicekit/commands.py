@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from contracts.consistency import ConsistencyToken
-
 from servicekit.events import EventMetadata, NewEvent, StoredEvent
 from servicekit.store import ConcurrencyError, IdempotentReply
 

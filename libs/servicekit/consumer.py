@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from contracts.codec import Catalogue
-from contracts.envelope import Envelope
-from contracts.topics import dead_letter_topic
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from psycopg.types.json import Jsonb
 
+from contracts.codec import Catalogue
+from contracts.envelope import Envelope
+from contracts.topics import dead_letter_topic
 from servicekit import kafka as kafka_setup
 from servicekit.database import connect
 from servicekit.lease import Lease

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from contracts.envelope import Envelope
 from kafka import KafkaProducer
 from opentelemetry.trace import SpanKind
 
+from contracts.envelope import Envelope
 from servicekit import kafka as kafka_setup
 from servicekit.database import connect, notify_channel
 from servicekit.lease import Lease

@@ -1,8 +1,7 @@
 """`python -m admissions api | relay`."""
 
-from servicekit.runner import dispatch, run_worker, serve
-
 from admissions import main
+from servicekit.runner import dispatch, run_worker, serve
 
 dispatch("admissions", {
     "api": lambda: serve("admissions", main.create_api, port_env="ADMISSIONS_PORT", default_port=main.DEFAULT_PORT),

@@ -1,8 +1,7 @@
 """`python -m gateway api | projector`."""
 
-from servicekit.runner import dispatch, run_worker, serve
-
 from gateway import main
+from servicekit.runner import dispatch, run_worker, serve
 
 dispatch("gateway", {
     "api": lambda: serve("gateway", main.create_api, port_env="GATEWAY_PORT", default_port=main.DEFAULT_PORT),

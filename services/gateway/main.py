@@ -6,9 +6,16 @@ import asyncio
 import threading
 from typing import Any
 
-from contracts import registry_v1, topics
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
+from strawberry.fastapi import GraphQLRouter
+
+from contracts import registry_v1, topics
+from gateway.api.context import context_getter_for
+from gateway.api.schema import schema
+from gateway.projections import PROJECTIONS
+from gateway.projections.base import dispatcher
+from gateway.read_models import ReadModels
 from servicekit import kafka as kafka_setup
 from servicekit.auth import TokenVerifier
 from servicekit.consumer import ConsumerSettings, EventConsumer
@@ -16,13 +23,6 @@ from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
 from servicekit.http import AppParts, create_app
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import setup_telemetry
-from strawberry.fastapi import GraphQLRouter
-
-from gateway.api.context import context_getter_for
-from gateway.api.schema import schema
-from gateway.projections import PROJECTIONS
-from gateway.projections.base import dispatcher
-from gateway.read_models import ReadModels
 
 SCHEMA = "gateway"
 SERVICE = "gateway"

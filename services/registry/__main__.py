@@ -2,9 +2,8 @@
 
 import sys
 
-from servicekit.runner import dispatch, run_worker, serve
-
 from registry import main
+from servicekit.runner import dispatch, run_worker, serve
 
 dispatch("registry", {
     "api": lambda: serve("registry", main.create_api, port_env="REGISTRY_PORT", default_port=main.DEFAULT_PORT),

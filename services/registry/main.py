@@ -6,9 +6,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from contracts import topics
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
+
+from contracts import topics
+from registry.adapters import http_api, queries, read_views
+from registry.adapters.imports_runner import ImportRunner, import_from_command_line
+from registry.application.handlers import OutsideScope, RegistryCommands
+from registry.domain.errors import DomainError
 from servicekit.auth import TokenVerifier
 from servicekit.commands import CommandBus, UnitOfWork
 from servicekit.database import CONSUMER_SCHEMA_DDL, KIT_SCHEMA_DDL, connect_pool, migrate
@@ -18,11 +23,6 @@ from servicekit.relay import OutboxRelay, RelaySettings
 from servicekit.settings import ServiceSettings
 from servicekit.store import InMemoryEventStore
 from servicekit.telemetry import setup_telemetry
-
-from registry.adapters import http_api, queries, read_views
-from registry.adapters.imports_runner import ImportRunner, import_from_command_line
-from registry.application.handlers import OutsideScope, RegistryCommands
-from registry.domain.errors import DomainError
 
 SCHEMA = "registry"
 SERVICE = "registry"
@@ -155,12 +155,12 @@ def run_relay(settings: ServiceSettings, stop: threading.Event) -> None:
 def reaction_handler(registry: Registry) -> Any:
     """Applies a foreign fact inside the consumer's transaction, retrying a version conflict from a savepoint."""
     import psycopg
+
+    from registry.application.reactions import CATALOGUES, REACTIONS, command_id_for
     from servicekit.commands import CommandContext
     from servicekit.consumer import ConsumedEvent
     from servicekit.pgstore import PostgresTransaction
     from servicekit.store import ConcurrencyError
-
-    from registry.application.reactions import CATALOGUES, REACTIONS, command_id_for
 
     def handle(conn: psycopg.Connection, event: ConsumedEvent) -> None:
         reaction = REACTIONS.get((event.source, event.event_type))

@@ -1,7 +1,6 @@
 """`python -m transfers api | relay`."""
 
 from servicekit.runner import dispatch, run_worker, serve
-
 from transfers import main
 
 dispatch("transfers", {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from contracts import topics
 from fastapi import FastAPI
+
+from contracts import topics
 from servicekit.auth import TokenVerifier
 from servicekit.database import KIT_SCHEMA_DDL, connect_pool, migrate
 from servicekit.http import AppParts, create_app

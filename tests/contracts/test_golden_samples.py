@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from contracts import docs
 from contracts.codec import Catalogue, ContractDecodeError, to_json
 from contracts.envelope import Envelope

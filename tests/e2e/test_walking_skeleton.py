@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from servicekit.embedded.system import RunningSystem
-
 from tests.e2e.client import Client
 
 UNIT_QUERY = "query($code: String!) { organizationUnit(code: $code) { id code name kind parent { code } } }"

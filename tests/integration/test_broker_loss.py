@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from servicekit.consumer import ConsumerSettings, EventConsumer
 from servicekit.database import connect
 from servicekit.embedded.broker import EmbeddedBroker
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
-
 from tests.integration.test_consumer import EFFECTS_DDL, record_effect
 from tests.support.kit import event, metadata, pg_store, wait_until
 

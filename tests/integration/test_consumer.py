@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from contracts.envelope import Envelope
 from contracts.topics import dead_letter_topic
 from servicekit import kafka as kafka_setup
@@ -16,7 +17,6 @@ from servicekit.consumer import ConsumedEvent, ConsumerSettings, EventConsumer
 from servicekit.database import connect
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
-
 from tests.support.kit import event, metadata, pg_store, read_topic, wait_until
 
 EFFECTS_DDL = """

@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from servicekit.events import Checkpoint
 from servicekit.store import ConcurrencyError, EventStore, InMemoryEventStore, UniquenessViolation
-
 from tests.support.kit import event, metadata, pg_store
 
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
-
 from tests.support.kit import apply_like_a_consumer, event, metadata, pg_store, read_topic, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

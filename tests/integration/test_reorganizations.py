@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from registry.domain.commands import DissolveUnit, MergeUnits, NewUnitSpec, ReattachUnits, SplitPart, SplitUnit
 from registry.domain.errors import DomainError
-
 from tests.support.registry import RegistryUnderTest, registry_for
 
 REFORM = dt.date(2025, 7, 1)

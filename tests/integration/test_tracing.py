@@ -12,10 +12,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from servicekit.devissuer import mint
 from servicekit.relay import OutboxRelay
 from servicekit.settings import ServiceSettings
-
 from tests.support.kit import wait_until
 
 

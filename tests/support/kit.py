@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.envelope import Envelope
 from kafka import KafkaConsumer, TopicPartition
 from psycopg_pool import ConnectionPool
+
+from contracts.envelope import Envelope
 from servicekit import kafka as kafka_setup
 from servicekit.database import CONSUMER_SCHEMA_DDL, KIT_SCHEMA_DDL, connect_pool, migrate
 from servicekit.events import EventMetadata, NewEvent

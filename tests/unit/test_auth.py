@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+
 from servicekit.auth import AuthenticationError, TokenVerifier
 from servicekit.devissuer import AUDIENCE, ISSUER, ensure_keys, mint
 

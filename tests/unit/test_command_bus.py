@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from contracts.consistency import ConsistencyToken
 from servicekit.commands import CommandBus, CommandContext, IdempotencyKeyReused, Outcome, UnitOfWork
 from servicekit.events import NewEvent

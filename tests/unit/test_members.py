@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+
 from contracts import registry_v1 as contract
 from registry.domain import members, units
 from registry.domain.commands import EnrolMember

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+
 from contracts import registry_v1 as contract
 from registry.domain import units
 from registry.domain.commands import (

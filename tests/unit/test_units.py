@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
+
 from contracts.registry_v1 import OrganizationUnitEstablished
 from registry.domain import units
 from registry.domain.commands import EstablishUnit

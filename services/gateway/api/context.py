@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from servicekit.auth import Actor
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from gateway.read_models import ReadModels, UnitRow
+from servicekit.auth import Actor
 
 
 @dataclass

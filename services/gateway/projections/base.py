@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
+
 from servicekit.consumer import ConsumedEvent
 
 Apply = Callable[[psycopg.Connection, ConsumedEvent], None]

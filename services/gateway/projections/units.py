@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import psycopg
-from servicekit.consumer import ConsumedEvent
 
 from gateway.projections.base import Projection
+from servicekit.consumer import ConsumedEvent
 
 DDL = """
 CREATE TABLE IF NOT EXISTS units (

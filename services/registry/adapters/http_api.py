@@ -7,15 +7,11 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from contracts.registry_v1 import UNIT_KINDS, UnitKind
 from fastapi import APIRouter, Depends, File, Header, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from servicekit.auth import Actor
-from servicekit.commands import CommandBus, CommandContext, CommandResult, Outcome, UnitOfWork
-from servicekit.http import ProblemError, current_actor, problem_responses
-from servicekit.telemetry import current_trace_headers
 
+from contracts.registry_v1 import UNIT_KINDS, UnitKind
 from registry.application.handlers import Handler, RegistryCommands, Scope
 from registry.domain import members
 from registry.domain.commands import (
@@ -31,6 +27,10 @@ from registry.domain.commands import (
 )
 from registry.domain.errors import DomainError, PreconditionFailed
 from registry.domain.policy import OCCUPATIONS, RATING_LEVELS, READMISSION_EXCLUSIONS
+from servicekit.auth import Actor
+from servicekit.commands import CommandBus, CommandContext, CommandResult, Outcome, UnitOfWork
+from servicekit.http import ProblemError, current_actor, problem_responses
+from servicekit.telemetry import current_trace_headers
 
 STATUS_BY_KIND = {"not-found": 404, "conflict": 409, "unprocessable": 422, "precondition-failed": 412}
 COMMAND_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 422)

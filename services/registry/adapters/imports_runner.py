@@ -20,14 +20,14 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
-from servicekit.commands import CommandBus, CommandContext
-from servicekit.pgstore import PostgresTransaction
 
 from registry.adapters.read_views import PostgresRegistryViews
 from registry.adapters.roll_files import UnreadableFile, read_rows
 from registry.application.handlers import CARD_NUMBER_SCOPE, CITIZEN_ID_SCOPE, UNIT, RegistryCommands, today
 from registry.application.imports import RowError, validate_rows
 from registry.domain import units
+from servicekit.commands import CommandBus, CommandContext
+from servicekit.pgstore import PostgresTransaction
 
 log = logging.getLogger("registry.imports")
 

@@ -6,15 +6,15 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Query
+
 from contracts import registry_v1
 from contracts.codec import to_json
-from fastapi import APIRouter, Depends, Query
+from registry.application.handlers import MEMBER, today
+from registry.domain import members, units
 from servicekit.auth import Actor
 from servicekit.http import ProblemError, current_actor, problem_responses
 from servicekit.pgstore import PostgresEventStore
-
-from registry.application.handlers import MEMBER, today
-from registry.domain import members, units
 
 PII = ("birth_date", "citizen_id", "phone", "address")
 

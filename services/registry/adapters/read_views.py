@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import psycopg
+
 from servicekit.events import StoredEvent
 
 DDL = """

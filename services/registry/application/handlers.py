@@ -14,10 +14,6 @@ from zoneinfo import ZoneInfo
 
 from contracts import registry_v1
 from contracts.codec import to_json
-from servicekit.commands import Aggregate, Loaded, Outcome, UnitOfWork
-from servicekit.events import NewEvent, StoredEvent
-from servicekit.store import UniquenessViolation
-
 from registry.application.views import RegistryViews
 from registry.domain import members, units
 from registry.domain.commands import (
@@ -30,6 +26,9 @@ from registry.domain.commands import (
     SplitUnit,
 )
 from registry.domain.errors import Conflict, DomainError
+from servicekit.commands import Aggregate, Loaded, Outcome, UnitOfWork
+from servicekit.events import NewEvent, StoredEvent
+from servicekit.store import UniquenessViolation
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 UNIT_CODE_SCOPE = "unit-code"

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts import admissions_v1, transfers_v1
-
 from registry.application.handlers import Handler, RegistryCommands
 from registry.domain import members
 from registry.domain.commands import EnrolMember

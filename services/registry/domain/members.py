@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from contracts import registry_v1 as contract
-
 from registry.domain.commands import EnrolMember
 from registry.domain.dates import add_months, add_years, whole_years_between
 from registry.domain.errors import Conflict, DomainError, NotFound

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts import registry_v1 as contract
-
 from registry.domain.commands import DissolveUnit, EstablishUnit, MergeUnits, ReattachUnits, RenameUnit, SplitUnit
 from registry.domain.errors import Conflict, DomainError, NotFound
 from registry.domain.policy import ALLOWED_PARENTS, MAX_UNIT_CODE_LENGTH, MEMBER_HOLDING_KINDS, ROOT
