@@ -30,11 +30,11 @@ def to_json(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encoder_for(kind)(value)
     encode = _ENCODERS.get(kind)
     if encode is not None:
         return encode(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: to_json(getattr(value, name)) for name in _field_names(kind)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.date):
@@ -55,6 +55,39 @@ _ENCODERS: dict[type, Any] = {
     list: lambda v: [to_json(x) for x in v],
     dict: lambda v: {str(k): to_json(x) for k, x in v.items()},
 }
+_DATACLASS_ENCODERS: dict[type, Any] = {}
+
+
+def _encoder_for(cls: type) -> Any:
+    """One encoder per contract class, chosen from its field types once (bulk paths encode millions)."""
+    encoder = _DATACLASS_ENCODERS.get(cls)
+    if encoder is not None:
+        return encoder
+    hints = _hints(cls)
+    plan = [(name, _field_encoder(hints[name])) for name in _field_names(cls)]
+
+    def encode(value: Any) -> dict[str, Any]:
+        out = {}
+        for name, field_encoder in plan:
+            raw = getattr(value, name)
+            out[name] = raw if field_encoder is None or raw is None else field_encoder(raw)
+        return out
+
+    _DATACLASS_ENCODERS[cls] = encode
+    return encode
+
+
+def _field_encoder(hint: Any) -> Any:
+    """None when the value is already plain JSON, else a function that makes it so."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _field_encoder(options[0]) if len(options) == 1 else to_json
+    if origin is typing.Literal or hint in (str, int, float, bool):
+        return None
+    if hint is dt.date or hint is dt.datetime:
+        return lambda v: v.isoformat()
+    return to_json
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
