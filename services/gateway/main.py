@@ -51,6 +51,12 @@ def run_projector(settings: ServiceSettings, stop: threading.Event) -> None:
     projector(settings).run(stop)
 
 
+def settings_registry_url(settings: ServiceSettings) -> str:
+    import os
+
+    return os.environ.get("REGISTRY_URL", f"http://127.0.0.1:{os.environ.get('REGISTRY_PORT', '8101')}")
+
+
 def graphiql_page(request: Request) -> bool:
     """A browser may load the GraphiQL page without a token; its queries still need one."""
     return (request.url.path == "/graphql" and request.method == "GET"
@@ -81,8 +87,12 @@ def create_api(settings: ServiceSettings) -> FastAPI:
             rows = await cur.fetchall()
         return await asyncio.to_thread(lag_probe.caught_up, {(r[0], r[1]): (r[2], r[3]) for r in rows})
 
+    import httpx
+
+    registry_client = httpx.AsyncClient(base_url=settings_registry_url(settings), timeout=60)
     router: GraphQLRouter[object, None] = GraphQLRouter(
-        schema, path="/graphql", context_getter=context_getter_for(read_models), graphql_ide="graphiql",
+        schema, path="/graphql", context_getter=context_getter_for(read_models, registry_client),
+        graphql_ide="graphiql",
     )
 
     app = create_app(AppParts(
@@ -103,6 +113,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
     @app.on_event("shutdown")
     async def close_pool() -> None:
         await pool.close()
+        await registry_client.aclose()
         lag_probe.close()
 
     return app

@@ -1,12 +1,35 @@
-"""Queries over the projections, batched for DataLoaders."""
+"""Queries over the projections: trees as of a date, member pages, scoped to the caller's subtree in SQL."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from gateway.projections.text import fold
+
+
+def tree_cte(name: str = "tree", roots: str = "roots") -> str:
+    """`name(unit_id)`: the units under the roots, by the hierarchy valid on %(day)s."""
+    return (f"{name}(unit_id) AS ("
+            f" SELECT unit_id FROM unit_versions WHERE unit_id = ANY(%({roots})s)"
+            " AND valid_from <= %(day)s AND %(day)s < valid_to"
+            f" UNION SELECT v.unit_id FROM unit_versions v JOIN {name} t ON v.parent_id = t.unit_id"
+            " WHERE v.valid_from <= %(day)s AND %(day)s < v.valid_to)")
+
+
+TREE_AT = "WITH RECURSIVE " + tree_cte() + " "
+
+MEMBER_COLUMNS = ("m.member_id, m.full_name, m.gender, m.birth_date, m.citizen_id, m.unit_id, m.host_unit_id, "
+                  "m.status, m.source, m.exempted, m.on_screening_list, m.admitted_on, m.official_on, "
+                  "m.probation_ends_on, m.card_number, m.card_generation, m.badges, m.ratings, m.interruption_days, "
+                  "m.ethnicity, m.religion, m.education, m.occupation, m.phone, m.address, m.left_on, m.leave_reason, "
+                  "m.version")
 
 
 @dataclass(frozen=True)
@@ -20,35 +43,221 @@ class UnitRow:
     established_on: dt.date
 
 
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]
+    total: int
+    has_next: bool
+    has_previous: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode("\x1f".join(str(p) for p in parts).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> list[str]:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode().split("\x1f")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor from this API") from exc
+
+
+class Scope:
+    """The caller's reach: None for city-wide, else the units of their subtree (resolved per date)."""
+
+    def __init__(self, unit_code: str | None) -> None:
+        self.unit_code = unit_code
+
+
 _UNIT_COLUMNS = "id, code, name, kind, parent_id, status, established_on"
 
 
 class ReadModels:
     def __init__(self, pool: AsyncConnectionPool) -> None:
+        from gateway.statistics import StatisticsQueries
+
         self.pool = pool
+        self.statements = 0
+        self.statistics = StatisticsQueries(pool)
+
+    async def fetch(self, query: str, params: Any = None) -> list[dict[str, Any]]:
+        self.statements += 1
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
+
+    # Scope -----------------------------------------------------------------------------------------------
+
+    async def scope_roots(self, scope: Scope) -> list[uuid.UUID] | None:
+        """The caller's root units (None: everything)."""
+        if scope.unit_code is None:
+            return None
+        rows = await self.fetch("SELECT id FROM units WHERE code = %s AND status = 'active'", (scope.unit_code,))
+        return [r["id"] for r in rows]
+
+    async def units_in_scope(self, scope: Scope, day: dt.date) -> set[uuid.UUID] | None:
+        roots = await self.scope_roots(scope)
+        if roots is None:
+            return None
+        rows = await self.fetch(TREE_AT + "SELECT unit_id FROM tree", {"roots": roots, "day": day})
+        return {r["unit_id"] for r in rows}
+
+    # Units -----------------------------------------------------------------------------------------------
 
     async def units_by_ids(self, ids: list[uuid.UUID]) -> list[UnitRow | None]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE id = ANY(%s)", (ids,))
-            found = {row[0]: UnitRow(*row) for row in await cur.fetchall()}
+        rows = await self.fetch(f"SELECT {_UNIT_COLUMNS} FROM units WHERE id = ANY(%s)", (ids,))
+        found = {r["id"]: UnitRow(**r) for r in rows}
         return [found.get(i) for i in ids]
 
     async def unit_by_code(self, code: str) -> UnitRow | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_UNIT_COLUMNS} FROM units WHERE code = %s ORDER BY status = 'active' DESC LIMIT 1",
-                (code,),
-            )
-            row = await cur.fetchone()
-        return UnitRow(*row) if row else None
+        rows = await self.fetch(
+            f"SELECT {_UNIT_COLUMNS} FROM units WHERE code = %s ORDER BY status = 'active' DESC LIMIT 1", (code,))
+        return UnitRow(**rows[0]) if rows else None
+
+    async def unit_as_of(self, unit_id: uuid.UUID, day: dt.date) -> UnitRow | None:
+        rows = await self.fetch(
+            "SELECT v.unit_id AS id, v.code, v.name, v.kind, v.parent_id, v.status, u.established_on"
+            " FROM unit_versions v JOIN units u ON u.id = v.unit_id"
+            " WHERE v.unit_id = %s AND v.valid_from <= %s AND %s < v.valid_to", (unit_id, day, day))
+        return UnitRow(**rows[0]) if rows else None
+
+    async def ancestors(self, unit_id: uuid.UUID, day: dt.date) -> list[UnitRow]:
+        rows = await self.fetch(
+            "WITH RECURSIVE up(unit_id, depth) AS ("
+            " SELECT parent_id, 1 FROM unit_versions WHERE unit_id = %(u)s AND valid_from <= %(d)s AND %(d)s < valid_to"
+            " UNION ALL SELECT v.parent_id, up.depth + 1 FROM unit_versions v JOIN up ON v.unit_id = up.unit_id"
+            " WHERE v.valid_from <= %(d)s AND %(d)s < v.valid_to AND up.depth < 32)"
+            " SELECT v.unit_id AS id, v.code, v.name, v.kind, v.parent_id, v.status, u.established_on, up.depth"
+            " FROM up JOIN unit_versions v ON v.unit_id = up.unit_id AND v.valid_from <= %(d)s AND %(d)s < v.valid_to"
+            " JOIN units u ON u.id = v.unit_id ORDER BY up.depth", {"u": unit_id, "d": day})
+        return [UnitRow(**{k: v for k, v in r.items() if k != "depth"}) for r in rows]
+
+    async def unit_page(self, *, scope: Scope, day: dt.date, parent_id: uuid.UUID | None, kind: str | None,
+                        search: str | None, first: int, after: str | None) -> Page:
+        roots = await self.scope_roots(scope)
+        conditions = ["v.valid_from <= %(day)s", "%(day)s < v.valid_to", "v.status = 'active'"]
+        params: dict[str, Any] = {"day": day, "roots": roots}
+        prefix = ""
+        if roots is not None:
+            prefix = TREE_AT
+            conditions.append("v.unit_id IN (SELECT unit_id FROM tree)")
+        if parent_id is not None:
+            conditions.append("v.parent_id = %(parent)s")
+            params["parent"] = parent_id
+        if kind is not None:
+            conditions.append("v.kind = %(kind)s")
+            params["kind"] = kind
+        if search:
+            conditions.append("u.search_name LIKE %(search)s")
+            params["search"] = f"%{fold(search)}%"
+        where = " AND ".join(conditions)
+        base = f"FROM unit_versions v JOIN units u ON u.id = v.unit_id WHERE {where}"
+        total = (await self.fetch(prefix + f"SELECT count(*) AS n {base}", params))[0]["n"]
+        if after:
+            code, unit_id = decode_cursor(after)
+            base += " AND (v.code, v.unit_id) > (%(after_code)s, %(after_id)s::uuid)"
+            params.update(after_code=code, after_id=unit_id)
+        params["limit"] = first + 1
+        rows = await self.fetch(
+            prefix + "SELECT v.unit_id AS id, v.code, v.name, v.kind, v.parent_id, v.status, u.established_on "
+            f"{base} ORDER BY v.code, v.unit_id LIMIT %(limit)s", params)
+        units = [UnitRow(**r) for r in rows[:first]]
+        return Page(units, total, len(rows) > first, after is not None,
+                    encode_cursor(units[0].code, units[0].id) if units else None,
+                    encode_cursor(units[-1].code, units[-1].id) if units else None)
+
+    async def unit_history(self, unit_id: uuid.UUID) -> list[dict[str, Any]]:
+        return await self.fetch(
+            "SELECT seq, effective_on, event_type, data, recorded_at, actor FROM unit_facts WHERE unit_id = %s"
+            " ORDER BY seq", (unit_id,))
+
+    # Members ---------------------------------------------------------------------------------------------
+
+    async def members_by_ids(self, ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:
+        rows = await self.fetch(f"SELECT {MEMBER_COLUMNS} FROM members m WHERE m.member_id = ANY(%s)", (ids,))
+        found = {r["member_id"]: r for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def member_page(self, *, scope: Scope, unit_id: uuid.UUID | None, include_descendants: bool,
+                          statuses: list[str] | None, flags: list[str], search: str | None, day: dt.date | None,
+                          order: str, first: int, after: str | None) -> Page:
+        today = dt.date.today()
+        as_of = day is not None and day != today
+        effective_day = day or today
+        roots: list[uuid.UUID] | None = [unit_id] if unit_id is not None else None
+        scope_roots = await self.scope_roots(scope)
+        params: dict[str, Any] = {"day": effective_day}
+        ctes = []
+        conditions = []
+        if roots is not None:
+            params["roots"] = roots
+            if include_descendants:
+                ctes.append(tree_cte())
+                unit_filter = "unit_id IN (SELECT unit_id FROM tree)"
+            else:
+                unit_filter = "unit_id = ANY(%(roots)s)"
+        else:
+            unit_filter = None
+        if scope_roots is not None:
+            params["scope_roots"] = scope_roots
+            ctes.append(tree_cte("scope_tree", "scope_roots"))
+        left = [s for s in (statuses or []) if s not in ("official", "probationary")]
+        active = [s for s in (statuses or ["official", "probationary"]) if s in ("official", "probationary")]
+        if as_of:
+            source = "member_intervals i JOIN members m ON m.member_id = i.member_id"
+            conditions += ["i.valid_from <= %(day)s", "%(day)s < i.valid_to", "i.status = ANY(%(statuses)s)"]
+            column = "i.unit_id"
+            params["statuses"] = active or ["none"]
+        else:
+            source = "members m"
+            conditions.append("m.status = ANY(%(statuses)s)")
+            column = "m.unit_id"
+            params["statuses"] = (active + left) or ["none"]
+        if unit_filter:
+            conditions.append(f"{column} " + unit_filter.removeprefix("unit_id "))
+        if scope_roots is not None:
+            conditions.append(f"{column} IN (SELECT unit_id FROM scope_tree)")
+        for flag in flags:
+            conditions.append({"exempted": "m.exempted", "on_screening_list": "m.on_screening_list",
+                               "temporarily_away": "m.host_unit_id IS NOT NULL",
+                               "hosted": "m.host_unit_id IS NOT NULL"}[flag])
+        if search:
+            conditions.append("m.search_name LIKE %(search)s")
+            params["search"] = f"%{fold(search)}%"
+        where = " AND ".join(conditions) or "true"
+        with_clause = ("WITH RECURSIVE " + ", ".join(ctes) + " ") if ctes else ""
+        total = (await self.fetch(f"{with_clause}SELECT count(*) AS n FROM {source} WHERE {where}", params))[0]["n"]
+        sort_column = {"NAME": "m.search_name", "ADMITTED_ON": "m.admitted_on::text",
+                       "BIRTH_DATE": "m.birth_date::text"}[order]
+        page_where = where
+        if after:
+            key, member_id = decode_cursor(after)
+            page_where += f" AND ({sort_column}, m.member_id) > (%(after_key)s, %(after_id)s::uuid)"
+            params.update(after_key=key, after_id=member_id)
+        params["limit"] = first + 1
+        rows = await self.fetch(
+            f"{with_clause}SELECT {MEMBER_COLUMNS}, {column} AS as_of_unit_id, {sort_column} AS sort_key"
+            f" FROM {source} WHERE {page_where} ORDER BY {sort_column}, m.member_id LIMIT %(limit)s", params)
+        page = rows[:first]
+        return Page(page, total, len(rows) > first, after is not None,
+                    encode_cursor(page[0]["sort_key"], page[0]["member_id"]) if page else None,
+                    encode_cursor(page[-1]["sort_key"], page[-1]["member_id"]) if page else None)
+
+    async def member_history(self, member_id: uuid.UUID) -> list[dict[str, Any]]:
+        return await self.fetch(
+            "SELECT seq, effective_on, event_type, data, recorded_at, actor FROM member_facts WHERE member_id = %s"
+            " ORDER BY seq", (member_id,))
+
+    async def member_in_scope(self, scope: Scope, unit_id: uuid.UUID) -> bool:
+        allowed = await self.units_in_scope(scope, dt.date.today())
+        return allowed is None or unit_id in allowed
 
     async def command_applied(self, *, consumer: str, command_id: uuid.UUID, event_count: int) -> bool:
         if event_count == 0:
             return True
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT applied >= expected FROM consumer_commands WHERE consumer = %s AND command_id = %s",
-                (consumer, command_id),
-            )
-            row = await cur.fetchone()
-        return bool(row and row[0])
+        rows = await self.fetch(
+            "SELECT applied >= expected AS done FROM consumer_commands WHERE consumer = %s AND command_id = %s",
+            (consumer, command_id))
+        return bool(rows and rows[0]["done"])

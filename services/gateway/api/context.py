@@ -1,7 +1,8 @@
-"""Per-request GraphQL context: the actor and typed DataLoaders (no N+1)."""
+"""Per-request GraphQL context: the actor, its scope, typed DataLoaders (no N+1) and the registry client."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,25 +11,49 @@ from fastapi import Request
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from gateway.read_models import ReadModels, UnitRow
+from gateway.read_models import ReadModels, Scope, UnitRow
 from servicekit.auth import Actor
 
 
 @dataclass
 class Loaders:
     unit: DataLoader[uuid.UUID, UnitRow | None]
+    member: DataLoader[uuid.UUID, dict[str, Any] | None]
 
 
 class GatewayContext(BaseContext):
-    def __init__(self, *, actor: Actor | None, read_models: ReadModels) -> None:
+    def __init__(self, *, actor: Actor | None, read_models: ReadModels, registry: Any, authorization: str | None
+                 ) -> None:
         super().__init__()
         self.actor = actor
+        self.scope = Scope(actor.unit_code if actor else None)
         self.read_models = read_models
-        self.loaders = Loaders(unit=DataLoader(load_fn=read_models.units_by_ids))
+        self.registry = registry
+        self.authorization = authorization
+        self.loaders = Loaders(unit=DataLoader(load_fn=read_models.units_by_ids),
+                               member=DataLoader(load_fn=read_models.members_by_ids))
+        self._scopes: dict[dt.date, set[uuid.UUID] | None] = {}
+
+    @property
+    def pii(self) -> bool:
+        return self.actor is not None and self.actor.pii_read
+
+    async def in_scope(self, unit_id: uuid.UUID | None, day: dt.date | None = None) -> bool:
+        """Whether the unit lies in the caller's subtree (on `day`, by default today)."""
+        if self.scope.unit_code is None:
+            return True
+        if unit_id is None:
+            return False
+        day = day or dt.date.today()
+        if day not in self._scopes:
+            self._scopes[day] = await self.read_models.units_in_scope(self.scope, day)
+        allowed = self._scopes[day]
+        return allowed is None or unit_id in allowed
 
 
-def context_getter_for(read_models: ReadModels) -> Any:
+def context_getter_for(read_models: ReadModels, registry: Any) -> Any:
     async def get_context(request: Request) -> GatewayContext:
-        return GatewayContext(actor=getattr(request.state, "actor", None), read_models=read_models)
+        return GatewayContext(actor=getattr(request.state, "actor", None), read_models=read_models,
+                              registry=registry, authorization=request.headers.get("authorization"))
 
     return get_context

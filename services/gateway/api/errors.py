@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphql import GraphQLError
 
 
@@ -16,3 +18,12 @@ class BadUserInput(GraphQLError):
 class Forbidden(GraphQLError):
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": "FORBIDDEN"})
+
+
+class CommandRefused(GraphQLError):
+    """The registry refused a forwarded command: its problem document's code, status and field."""
+
+    def __init__(self, problem: dict[str, Any], status: int) -> None:
+        super().__init__(problem.get("detail") or problem.get("title") or "refused",
+                         extensions={"code": problem.get("code", "refused"), "status": status,
+                                     "field": problem.get("field")})

@@ -1,15 +1,55 @@
-"""The GraphQL schema, composed from one module per type family."""
+"""The GraphQL schema, composed from one module per type family, with its protective limits."""
 
 from __future__ import annotations
 
-import strawberry
+from typing import Any
 
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from gateway.api.common import Node
+from gateway.api.members import Member, MemberQueries
+from gateway.api.mutations import Mutation
+from gateway.api.statistics import StatisticsQueries
 from gateway.api.units import OrganizationUnit, UnitQueries
+
+MAX_DEPTH = 10
 
 
 @strawberry.type
-class Query(UnitQueries):
-    pass
+class Query(UnitQueries, MemberQueries, StatisticsQueries):
+    @strawberry.field(description="Any object by its global id (the UUID the REST APIs return)")
+    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
+        from gateway.api.common import parse_id
+        from gateway.api.members import load_member
+        from gateway.api.units import load_unit
+
+        parsed = parse_id(id)
+        if parsed is None:
+            return None
+        unit = await load_unit(info, parsed, None)
+        if unit is not None:
+            return unit
+        return await load_member(info, parsed)
 
 
-schema = strawberry.Schema(query=Query, types=[OrganizationUnit])
+def _internal(error: GraphQLError) -> bool:
+    """Mask everything that is not one of our coded errors (no stack traces or SQL in answers)."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+LIMITS: list[Any] = [
+    QueryDepthLimiter(max_depth=MAX_DEPTH),
+    MaxAliasesLimiter(max_alias_count=30),
+    MaxTokensLimiter(max_token_count=2000),
+    MaskErrors(should_mask_error=_internal, error_message="Internal error"),
+]
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    types=[OrganizationUnit, Member],
+    extensions=LIMITS,
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.projections import units
+from gateway.projections import members, units
 from gateway.projections.base import Projection
 
-PROJECTIONS: tuple[Projection, ...] = (units.PROJECTION,)
+PROJECTIONS: tuple[Projection, ...] = (units.PROJECTION, members.PROJECTION)

@@ -1,41 +1,111 @@
-"""The organization units read model."""
+"""Organization units: every fact, the effective-dated versions derived from them, and the current row."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 import psycopg
 
 from gateway.projections.base import Projection
+from gateway.projections.history import Fact, unit_versions
+from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
 
 DDL = """
-CREATE TABLE IF NOT EXISTS units (
-    id uuid PRIMARY KEY,
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+
+CREATE TABLE IF NOT EXISTS unit_facts (
+    unit_id uuid NOT NULL,
+    seq integer NOT NULL,
+    effective_on date NOT NULL,
+    event_type text NOT NULL,
+    data jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    actor text,
+    PRIMARY KEY (unit_id, seq)
+);
+
+-- One row per period in which a unit had the same parent, name, kind and status: [valid_from, valid_to).
+CREATE TABLE IF NOT EXISTS unit_versions (
+    unit_id uuid NOT NULL,
+    valid_from date NOT NULL,
+    valid_to date NOT NULL,
     code text NOT NULL,
     name text NOT NULL,
     kind text NOT NULL,
     parent_id uuid,
     status text NOT NULL,
+    PRIMARY KEY (unit_id, valid_from)
+);
+CREATE INDEX IF NOT EXISTS unit_versions_children ON unit_versions (parent_id, valid_from, valid_to);
+
+CREATE TABLE IF NOT EXISTS units (
+    id uuid PRIMARY KEY,
+    code text NOT NULL,
+    name text NOT NULL,
+    search_name text NOT NULL DEFAULT '',
+    kind text NOT NULL,
+    parent_id uuid,
+    status text NOT NULL,
     established_on date NOT NULL,
+    ended_on date,
     decision_ref text,
     version integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS units_by_code ON units (code, status);
 CREATE INDEX IF NOT EXISTS units_by_parent ON units (parent_id);
+CREATE INDEX IF NOT EXISTS units_by_kind ON units (kind, status);
+CREATE INDEX IF NOT EXISTS units_search ON units USING gin (search_name gin_trgm_ops);
 """
 
+UNIT_EVENTS = ("OrganizationUnitEstablished", "OrganizationUnitRenamed", "OrganizationUnitReattached",
+               "OrganizationUnitsMerged", "OrganizationUnitSplit", "OrganizationUnitDissolved")
 
-def unit_established(conn: psycopg.Connection, event: ConsumedEvent) -> None:
-    d = event.data
+
+
+def apply_unit_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
+    unit_id = event.aggregate_id
+    recorded = dt.datetime.fromisoformat(event.envelope.time)
+    effective = _effective(event.event_type, event.data, recorded.date())
     conn.execute(
-        "INSERT INTO units (id, code, name, kind, parent_id, status, established_on, decision_ref, version)"
-        " VALUES (%s, %s, %s, %s, %s, 'active', %s, %s, %s)",
-        (d["unit_id"], d["code"], d["name"], d["kind"], d["parent_id"], d["established_on"], d.get("decision_ref"),
-         event.version),
-    )
+        "INSERT INTO unit_facts (unit_id, seq, effective_on, event_type, data, recorded_at, actor)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (unit_id, event.version, effective, event.event_type, psycopg.types.json.Jsonb(event.data), recorded,
+         event.envelope.actor))
+    facts = [Fact(r[0], r[1], r[2], r[3]) for r in conn.execute(
+        "SELECT effective_on, seq, event_type, data FROM unit_facts WHERE unit_id = %s ORDER BY seq",
+        (unit_id,)).fetchall()]
+    versions = unit_versions(facts)
+    conn.execute("DELETE FROM unit_versions WHERE unit_id = %s", (unit_id,))
+    if not versions:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO unit_versions (unit_id, valid_from, valid_to, code, name, kind, parent_id, status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(unit_id, v.valid_from, v.valid_to, v.code, v.name, v.kind, v.parent_id, v.status) for v in versions])
+    latest = versions[-1]
+    first = versions[0]
+    ended = latest.valid_from if latest.status != "active" else None
+    conn.execute(
+        "INSERT INTO units (id, code, name, search_name, kind, parent_id, status, established_on, ended_on,"
+        " decision_ref, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name,"
+        " search_name = EXCLUDED.search_name, kind = EXCLUDED.kind, parent_id = EXCLUDED.parent_id,"
+        " status = EXCLUDED.status, ended_on = EXCLUDED.ended_on, version = EXCLUDED.version",
+        (unit_id, latest.code, latest.name, fold(f"{latest.code} {latest.name}"), latest.kind, latest.parent_id,
+         latest.status, first.valid_from, ended, event.data.get("decision_ref"), event.version))
+
+
+
+def _effective(event_type: str, data: dict[str, Any], recorded: dt.date) -> dt.date:
+    value = data.get("effective_on") or data.get("established_on")
+    return dt.date.fromisoformat(value) if value else recorded
 
 
 PROJECTION = Projection(
     name="units",
     ddl=DDL,
-    handlers={("registry", "OrganizationUnitEstablished"): unit_established},
+    handlers={("registry", t): apply_unit_event for t in UNIT_EVENTS},
 )

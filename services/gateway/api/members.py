@@ -1,0 +1,237 @@
+"""GraphQL types and root fields of members."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from gateway.api.common import Node, PageInfo, page_size, parse_id, require_id, today
+from gateway.api.context import GatewayContext
+from gateway.api.errors import BadUserInput
+
+if TYPE_CHECKING:
+    from gateway.api.units import OrganizationUnit
+
+
+@strawberry.enum
+class MemberStatus(enum.Enum):
+    OFFICIAL = "official"
+    PROBATIONARY = "probationary"
+    LEFT = "left"
+    DECEASED = "deceased"
+    TRANSFERRED_OUT = "transferred_out"
+
+
+@strawberry.enum
+class MemberFlag(enum.Enum):
+    EXEMPTED = "exempted"
+    ON_SCREENING_LIST = "on_screening_list"
+    TEMPORARILY_AWAY = "temporarily_away"
+    HOSTED = "hosted"
+
+
+@strawberry.enum
+class MemberOrder(enum.Enum):
+    NAME = "NAME"
+    ADMITTED_ON = "ADMITTED_ON"
+    BIRTH_DATE = "BIRTH_DATE"
+
+
+@strawberry.type
+class PartyCard:
+    number: str
+    generation: int | None
+
+
+@strawberry.type
+class Rating:
+    year: int
+    level: str
+
+
+@strawberry.type(description="One event in a member's history")
+class MemberHistoryEntry:
+    type: str
+    version: int
+    effective_on: dt.date
+    recorded_at: str
+    actor: str | None
+    data: JSON
+
+
+@strawberry.type(description="A party member")
+class Member(Node):
+    full_name: str
+    gender: str
+    status: MemberStatus
+    admitted_on: dt.date
+    official_on: dt.date | None
+    probation_ends_on: dt.date | None
+    badges: list[int]
+    row: strawberry.Private[dict[str, Any]]
+    pii: strawberry.Private[bool]
+    unit_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Masked (null) without pii:read")
+    def birth_date(self) -> dt.date | None:
+        return self.row["birth_date"] if self.pii else None
+
+    @strawberry.field(description="Masked (null) without pii:read")
+    def citizen_id(self) -> str | None:
+        return self.row["citizen_id"] if self.pii else None
+
+    @strawberry.field(description="Masked (null) without pii:read")
+    def phone(self) -> str | None:
+        return self.row["phone"] if self.pii else None
+
+    @strawberry.field(description="Masked (null) without pii:read")
+    def address(self) -> str | None:
+        return self.row["address"] if self.pii else None
+
+    @strawberry.field
+    def ethnicity(self) -> str | None:
+        return self.row["ethnicity"]  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def religion(self) -> str | None:
+        return self.row["religion"]  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def occupation(self) -> str | None:
+        return self.row["occupation"]  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def flags(self) -> list[MemberFlag]:
+        flags = []
+        if self.row["exempted"]:
+            flags.append(MemberFlag.EXEMPTED)
+        if self.row["on_screening_list"]:
+            flags.append(MemberFlag.ON_SCREENING_LIST)
+        if self.row["host_unit_id"]:
+            flags.append(MemberFlag.TEMPORARILY_AWAY)
+        return flags
+
+    @strawberry.field(description="Whole years from the admission decision, minus periods outside the Party")
+    def party_age(self, as_of: dt.date | None = None) -> int:
+        day = as_of or today()
+        counted = day - dt.timedelta(days=self.row["interruption_days"] or 0)
+        admitted: dt.date = self.row["admitted_on"]
+        years = counted.year - admitted.year - ((counted.month, counted.day) < (admitted.month, admitted.day))
+        return max(0, years)
+
+    @strawberry.field
+    def card(self) -> PartyCard | None:
+        if not self.row["card_number"]:
+            return None
+        return PartyCard(number=self.row["card_number"], generation=self.row["card_generation"])
+
+    @strawberry.field
+    def ratings(self) -> list[Rating]:
+        return [Rating(year=int(y), level=level) for y, level in sorted(self.row["ratings"].items())]
+
+    @strawberry.field(description="The cell the member belonged to (on the date the member was read for)")
+    async def unit(self, info: Info[GatewayContext, None]) -> Annotated[
+            OrganizationUnit, strawberry.lazy("gateway.api.units")] | None:
+        from gateway.api.units import unit_from_row
+
+        row = await info.context.loaders.unit.load(self.unit_id)
+        return unit_from_row(row) if row else None
+
+    @strawberry.field(description="Every event about this member, in order")
+    async def history(self, info: Info[GatewayContext, None]) -> list[MemberHistoryEntry]:
+        rows = await info.context.read_models.member_history(uuid.UUID(str(self.id)))
+        masked = not self.pii
+        return [MemberHistoryEntry(type=r["event_type"], version=r["seq"], effective_on=r["effective_on"],
+                                   recorded_at=r["recorded_at"].isoformat(), actor=r["actor"],
+                                   data=json.loads(json.dumps(_mask(r["data"]) if masked else r["data"])))
+                for r in rows]
+
+
+def _mask(data: dict[str, Any]) -> dict[str, Any]:
+    hidden = {"citizen_id", "birth_date", "phone", "address"}
+    out = {k: (None if k in hidden else v) for k, v in data.items()}
+    for nested in ("profile", "changes"):
+        inner = out.get(nested)
+        if isinstance(inner, dict):
+            out[nested] = {k: (None if k in hidden else v) for k, v in inner.items()}
+    return out
+
+
+@strawberry.type
+class MemberEdge:
+    node: Member
+    cursor: str
+
+
+@strawberry.type
+class MemberConnection:
+    edges: list[MemberEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+def member_from_row(row: dict[str, Any], pii: bool, unit_id: uuid.UUID | None = None) -> Member:
+    return Member(
+        id=strawberry.ID(str(row["member_id"])), full_name=row["full_name"], gender=row["gender"],
+        status=MemberStatus(row["status"]), admitted_on=row["admitted_on"], official_on=row["official_on"],
+        probation_ends_on=row["probation_ends_on"], badges=list(row["badges"] or []), row=row, pii=pii,
+        unit_id=unit_id or row["unit_id"],
+    )
+
+
+async def member_connection(info: Info[GatewayContext, None], *, unit_id: uuid.UUID | None,
+                            include_descendants: bool, status: list[MemberStatus] | None,
+                            flags: list[MemberFlag] | None, search: str | None, as_of: dt.date | None,
+                            order_by: MemberOrder | None, first: int | None, after: str | None) -> MemberConnection:
+    from gateway.read_models import decode_cursor, encode_cursor
+
+    size = page_size(first)
+    if after is not None:
+        try:
+            decode_cursor(after)
+        except ValueError:
+            raise BadUserInput("after is not a cursor from this API", field="after") from None
+    page = await info.context.read_models.member_page(
+        scope=info.context.scope, unit_id=unit_id, include_descendants=include_descendants,
+        statuses=[s.value for s in status] if status else None, flags=[f.value for f in flags or []],
+        search=search, day=as_of, order=(order_by or MemberOrder.NAME).value, first=size, after=after)
+    edges = [MemberEdge(node=member_from_row(r, info.context.pii, r["as_of_unit_id"]),
+                        cursor=encode_cursor(r["sort_key"], r["member_id"])) for r in page.rows]
+    return MemberConnection(edges=edges, total_count=page.total,
+                            page_info=PageInfo(has_next_page=page.has_next, has_previous_page=page.has_previous,
+                                               start_cursor=page.start_cursor, end_cursor=page.end_cursor))
+
+
+async def load_member(info: Info[GatewayContext, None], member_id: uuid.UUID) -> Member | None:
+    row = await info.context.loaders.member.load(member_id)
+    if row is None or not await info.context.in_scope(row["unit_id"]):
+        return None
+    return member_from_row(row, info.context.pii)
+
+
+@strawberry.type
+class MemberQueries:
+    @strawberry.field(description="One member by id")
+    async def member(self, info: Info[GatewayContext, None], id: strawberry.ID) -> Member | None:
+        member_id = parse_id(id)
+        return await load_member(info, member_id) if member_id else None
+
+    @strawberry.field(description="Current members (or, with `asOf`, the membership of that date)")
+    async def members(
+        self, info: Info[GatewayContext, None], unit_id: strawberry.ID | None = None,
+        include_descendants: bool = True, status: list[MemberStatus] | None = None,
+        flags: list[MemberFlag] | None = None, search: str | None = None, as_of: dt.date | None = None,
+        order_by: MemberOrder | None = None, first: int | None = 50, after: str | None = None,
+    ) -> MemberConnection:
+        unit = require_id(unit_id, "unitId") if unit_id is not None else None
+        return await member_connection(info, unit_id=unit, include_descendants=include_descendants, status=status,
+                                       flags=flags, search=search, as_of=as_of, order_by=order_by, first=first,
+                                       after=after)
+
