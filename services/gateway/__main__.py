@@ -1,4 +1,6 @@
-"""`python -m gateway api | projector`."""
+"""`python -m gateway api | projector | reconcile`."""
+
+import sys
 
 from gateway import main
 from servicekit.runner import dispatch, run_worker, serve
@@ -6,4 +8,5 @@ from servicekit.runner import dispatch, run_worker, serve
 dispatch("gateway", {
     "api": lambda: serve("gateway", main.create_api, port_env="GATEWAY_PORT", default_port=main.DEFAULT_PORT),
     "projector": lambda: run_worker("gateway-projector", main.run_projector),
+    "reconcile": lambda: sys.exit(main.run_reconcile()),
 })

@@ -152,3 +152,17 @@ class ProjectionLagProbe:
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
+
+
+def run_reconcile() -> int:
+    from gateway.reconcile import differences
+    from servicekit.database import connect
+    from servicekit.runner import load_settings
+
+    settings = load_settings()
+    with connect(settings.database_url, schema=SCHEMA, autocommit=True) as conn:
+        found = differences(conn)
+    for unit, dimension, value, kept, recounted in found:
+        print(f"unit {unit} {dimension}={value}: kept {kept}, recounted {recounted}")
+    print(f"{len(found)} differences")
+    return 1 if found else 0

@@ -1,0 +1,144 @@
+"""Generated registry histories with reorganizations, projected: Biểu 1 reconciles for every unit and period,
+and the incrementally kept counts equal a recount."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.envelope import Envelope
+from gateway.projections import PROJECTIONS
+from gateway.projections.base import dispatcher
+from gateway.reconcile import differences
+from gateway.statistics import Period, StatisticsQueries
+from registry.domain import members as member_rules
+from registry.domain.commands import DissolveUnit, EnrolMember, MergeUnits, ReattachUnits
+from registry.domain.errors import DomainError
+from servicekit.consumer import ConsumedEvent
+from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
+from servicekit.events import Checkpoint, StoredEvent
+from tests.support.registry import RegistryUnderTest, registry_for
+
+DAYS = st.dates(min_value=dt.date(2016, 1, 1), max_value=dt.date(2026, 10, 1))
+OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("enrol"), st.integers(0, 5), DAYS),
+    st.tuples(st.just("move"), st.integers(0, 40), st.integers(0, 5), DAYS),
+    st.tuples(st.just("leave"), st.integers(0, 40), st.sampled_from(["struck_off", "resigned", "expelled"]), DAYS),
+    st.tuples(st.just("die"), st.integers(0, 40), DAYS),
+    st.tuples(st.just("merge"), st.integers(0, 5), st.integers(0, 5), DAYS),
+    st.tuples(st.just("reattach"), st.integers(0, 5), st.integers(0, 2), DAYS),
+    st.tuples(st.just("dissolve_ward"), st.integers(0, 2), st.integers(0, 2), DAYS),
+), min_size=5, max_size=40)
+
+
+def consumed(event: StoredEvent) -> ConsumedEvent:
+    aggregate = event.stream_id.split("-", 1)[1]
+    envelope = Envelope(id=str(event.event_id), source="/party/registry",
+                        type=f"vn.party.registry.{event.type}.v1", subject=aggregate,
+                        time=event.recorded_at.isoformat(), stream_version=event.version, correlation_id="c",
+                        causation_id="c", actor="test", command_id=str(uuid.uuid4()), command_event_count=1)
+    return ConsumedEvent(topic="t", partition=0, offset=event.position, envelope=envelope, source="registry",
+                         event_type=event.type, schema_version=1, data=event.data)
+
+
+def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, str]:
+    city = reg.unit("city_committee", on=dt.date(1930, 2, 3))
+    wards = [reg.unit("commune_committee", city, on=dt.date(2000, 1, 1)) for _ in range(3)]
+    cells = [reg.unit("grassroots_cell", wards[i % 3], on=dt.date(2000, 1, 1)) for i in range(6)]
+    people: list[str] = []
+    commands = reg.commands
+
+    def attempt(handler: Any) -> None:
+        try:
+            reg.run(handler)
+        except DomainError:
+            pass
+
+    for op in operations:
+        match op:
+            case ("enrol", cell, day):
+                member_id = str(uuid.uuid4())
+                attempt(commands.enrol_member(EnrolMember(
+                    member_id=member_id, full_name="Vũ Văn Hải", gender="male", birth_date=dt.date(1970, 1, 1),
+                    citizen_id=f"{uuid.uuid4().int % 10**12:012d}", unit_id=cells[cell], status="official",
+                    admitted_on=dt.date(1995, 1, 1), source="existing", member_since=day)))
+                people.append(member_id)
+            case ("move", who, cell, day) if people:
+                attempt(commands.transfer_member(people[who % len(people)], to_unit_id=cells[cell], effective_on=day,
+                                                 transfer_id=None))
+            case ("leave", who, reason, day) if people:
+                attempt(commands.member_command(people[who % len(people)], lambda m, _, r=reason, d=day:
+                                                member_rules.leave(m, reason=r, decided_on=d, decision_ref="QĐ",
+                                                                   basis=None, note=None, excluded=(),
+                                                                   today=dt.date(2026, 11, 23))))
+            case ("die", who, day) if people:
+                attempt(commands.member_command(people[who % len(people)], lambda m, _, d=day: member_rules.die(
+                    m, died_on=d, today=dt.date(2026, 11, 23))))
+            case ("merge", a, b, day):
+                attempt(commands.merge_units(MergeUnits(source_ids=(cells[a],), target_id=cells[b], new_target=None,
+                                                        new_target_id=None, effective_on=day, decision_ref="QĐ")))
+            case ("reattach", cell, ward, day):
+                attempt(commands.reattach_units(ReattachUnits(unit_ids=(cells[cell],), parent_id=wards[ward],
+                                                              effective_on=day, decision_ref="QĐ")))
+            case ("dissolve_ward", ward, successor, day):
+                attempt(commands.dissolve_unit(DissolveUnit(unit_id=wards[ward], successor_id=wards[successor],
+                                                            effective_on=day, decision_ref="QĐ")))
+    return {"city": city, **{f"ward{i}": w for i, w in enumerate(wards)}, **{f"cell{i}": c for i, c in
+                                                                            enumerate(cells)}}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(operations=OPERATIONS, period_ends=st.lists(DAYS, min_size=2, max_size=3))
+def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path: Path, operations: list[Any],
+                                                     period_ends: list[dt.date]) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    reg = registry_for(database_url, f"r_{suffix}", f"t.{suffix}", tmp_path)
+    gateway_schema = f"g_{suffix}"
+    try:
+        units = build_history(reg, operations)
+        migrate(database_url, schema=gateway_schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+        apply = dispatcher(PROJECTIONS)
+        stored = [e for _, e in reg.registry.store.read_all(after=Checkpoint(), limit=100_000)]
+        enrolments = sum(1 for op in operations if op[0] == "enrol")
+        assert sum(1 for e in stored if e.type == "MemberEnrolled") == enrolments, "the history is not vacuous"
+        with connect(database_url, schema=gateway_schema) as conn:
+            for event in stored:
+                apply(conn, consumed(event))
+            conn.commit()
+            conn.autocommit = True
+            assert differences(conn) == [], "incremental counts equal a recount"
+        asyncio.run(_check_reconciliation(database_url, gateway_schema, list(units.values()), period_ends))
+    finally:
+        reg.close()
+
+
+async def _check_reconciliation(database_url: str, schema: str, unit_ids: list[str], ends: list[dt.date]) -> None:
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False,
+                               kwargs={"options": f"-c search_path={schema},public", "autocommit": True})
+    await pool.open()
+    try:
+        queries = StatisticsQueries(pool)
+        for end in ends:
+            period = Period(dt.date(end.year, 1, 1), end)
+            for unit in unit_ids:
+                figures = await queries.bieu1(uuid.UUID(unit), period)
+                opening = figures.get(("opening", "total"), 0)
+                closing = figures.get(("closing", "total"), 0)
+                increases = sum(n for (d, _), n in figures.items() if d == "increase")
+                decreases = sum(n for (d, _), n in figures.items() if d == "decrease")
+                assert opening + increases - decreases == closing, (unit, period, figures)
+                async with pool.connection() as conn:
+                    cur = await conn.execute(
+                        "SELECT count(*) FROM member_intervals WHERE valid_from <= %s AND %s < valid_to"
+                        " GROUP BY member_id HAVING count(*) > 1", (end, end))
+                    assert await cur.fetchall() == [], "a member counts in one place at a time"
+    finally:
+        await pool.close()
