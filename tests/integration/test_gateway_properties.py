@@ -4,6 +4,7 @@ and the incrementally kept counts equal a recount."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -56,12 +57,11 @@ def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, st
     commands = reg.commands
 
     def attempt(handler: Any) -> None:
-        try:
+        with contextlib.suppress(DomainError):
             reg.run(handler)
-        except DomainError:
-            pass
 
-    for op in operations:
+    for op in [("enrol", 0, dt.date(2015, 6, 1)), ("enrol", 3, dt.date(2015, 6, 1)),
+               ("enrol", 5, dt.date(2015, 6, 1)), *operations]:
         match op:
             case ("enrol", cell, day):
                 member_id = str(uuid.uuid4())
@@ -107,8 +107,7 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
         migrate(database_url, schema=gateway_schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
         apply = dispatcher(PROJECTIONS)
         stored = [e for _, e in reg.registry.store.read_all(after=Checkpoint(), limit=100_000)]
-        enrolments = sum(1 for op in operations if op[0] == "enrol")
-        assert sum(1 for e in stored if e.type == "MemberEnrolled") == enrolments, "the history is not vacuous"
+        assert sum(1 for e in stored if e.type == "MemberEnrolled") >= 3, "the history is not vacuous"
         with connect(database_url, schema=gateway_schema) as conn:
             for event in stored:
                 apply(conn, consumed(event))
