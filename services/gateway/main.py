@@ -106,6 +106,8 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         allow_anonymous=graphiql_page,
     ))
 
+    app.state.read_models = read_models
+
     @app.on_event("startup")
     async def open_pool() -> None:
         await pool.open(wait=True, timeout=30)

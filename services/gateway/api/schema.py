@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from gateway.api.common import Node
+from gateway.api.lists import ListQueries
 from gateway.api.members import Member, MemberQueries
 from gateway.api.mutations import Mutation
 from gateway.api.statistics import StatisticsQueries
@@ -18,7 +19,7 @@ MAX_DEPTH = 10
 
 
 @strawberry.type
-class Query(UnitQueries, MemberQueries, StatisticsQueries):
+class Query(UnitQueries, MemberQueries, StatisticsQueries, ListQueries):
     @strawberry.field(description="Any object by its global id (the UUID the REST APIs return)")
     async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
         from gateway.api.common import parse_id
