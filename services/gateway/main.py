@@ -89,9 +89,14 @@ def create_api(settings: ServiceSettings) -> FastAPI:
 
     import httpx
 
+    from gateway.api.subscriptions import ChangeFeed
+
     registry_client = httpx.AsyncClient(base_url=settings_registry_url(settings), timeout=60)
+    change_feed = ChangeFeed(settings.database_url)
+    verifier = TokenVerifier(issuer=settings.auth_issuer, audience=settings.auth_audience,
+                             jwks_url=settings.auth_jwks_url, jwks_file=settings.jwks_file)
     router: GraphQLRouter[object, None] = GraphQLRouter(
-        schema, path="/graphql", context_getter=context_getter_for(read_models, registry_client),
+        schema, path="/graphql", context_getter=context_getter_for(read_models, registry_client, change_feed, verifier),
         graphql_ide="graphiql",
     )
 
@@ -99,8 +104,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         title="Party register: gateway",
         version="1.0.0",
         description="GraphQL over the read projections at /graphql.",
-        verifier=TokenVerifier(issuer=settings.auth_issuer, audience=settings.auth_audience,
-                               jwks_url=settings.auth_jwks_url, jwks_file=settings.jwks_file),
+        verifier=verifier,
         routers=[router],
         readiness={"database": database_ready, "projections": projections_caught_up},
         allow_anonymous=graphiql_page,
@@ -111,9 +115,11 @@ def create_api(settings: ServiceSettings) -> FastAPI:
     @app.on_event("startup")
     async def open_pool() -> None:
         await pool.open(wait=True, timeout=30)
+        change_feed.start()
 
     @app.on_event("shutdown")
     async def close_pool() -> None:
+        await change_feed.stop()
         await pool.close()
         await registry_client.aclose()
         lag_probe.close()

@@ -7,12 +7,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from gateway.read_models import ReadModels, Scope, UnitRow
-from servicekit.auth import Actor
+from servicekit.auth import Actor, AuthenticationError
 
 
 @dataclass
@@ -22,17 +22,19 @@ class Loaders:
 
 
 class GatewayContext(BaseContext):
-    def __init__(self, *, actor: Actor | None, read_models: ReadModels, registry: Any, authorization: str | None
-                 ) -> None:
+    def __init__(self, *, actor: Actor | None, read_models: ReadModels, registry: Any, authorization: str | None,
+                 change_feed: Any = None) -> None:
         super().__init__()
         self.actor = actor
         self.scope = Scope(actor.unit_code if actor else None)
         self.read_models = read_models
         self.registry = registry
         self.authorization = authorization
+        self.change_feed = change_feed
         self.loaders = Loaders(unit=DataLoader(load_fn=read_models.units_by_ids),
                                member=DataLoader(load_fn=read_models.members_by_ids))
         self._scopes: dict[dt.date, set[uuid.UUID] | None] = {}
+        self.verifier: Any = None
 
     @property
     def pii(self) -> bool:
@@ -51,9 +53,24 @@ class GatewayContext(BaseContext):
         return allowed is None or unit_id in allowed
 
 
-def context_getter_for(read_models: ReadModels, registry: Any) -> Any:
-    async def get_context(request: Request) -> GatewayContext:
+def context_getter_for(read_models: ReadModels, registry: Any, change_feed: Any = None, verifier: Any = None
+                       ) -> Any:
+    async def get_context(request: Request = None, ws: WebSocket = None) -> GatewayContext:  # type: ignore[assignment]
+        if ws is not None:
+            # A websocket is not seen by the HTTP gate: verify its token here (header or connection_init).
+            authorization = ws.headers.get("authorization")
+            actor = None
+            if authorization and verifier is not None:
+                try:
+                    actor = verifier.verify(authorization)
+                except AuthenticationError:
+                    actor = None
+            context = GatewayContext(actor=actor, read_models=read_models, registry=registry,
+                                     authorization=authorization, change_feed=change_feed)
+            context.verifier = verifier
+            return context
         return GatewayContext(actor=getattr(request.state, "actor", None), read_models=read_models,
-                              registry=registry, authorization=request.headers.get("authorization"))
+                              registry=registry, authorization=request.headers.get("authorization"),
+                              change_feed=change_feed)
 
     return get_context

@@ -13,6 +13,7 @@ from gateway.api.lists import ListQueries
 from gateway.api.members import Member, MemberQueries
 from gateway.api.mutations import Mutation
 from gateway.api.statistics import StatisticsQueries
+from gateway.api.subscriptions import Subscription
 from gateway.api.units import OrganizationUnit, UnitQueries
 
 MAX_DEPTH = 10
@@ -51,6 +52,7 @@ LIMITS: list[Any] = [
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[OrganizationUnit, Member],
     extensions=LIMITS,
 )

@@ -4,6 +4,7 @@ per-unit counts kept incrementally (subtree roll-ups sum them over the tree)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from typing import Any
 
@@ -230,6 +231,28 @@ def apply_member_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
     if event.event_type in ("MemberEnrolled", "MemberUnitChanged", "MemberRecognizedAsOfficial", "MemberLeftParty",
                             "MemberDied", "MemberTransferredOut", "MemberReadmitted"):
         _rewrite_intervals(conn, member_id)
+    change = membership_change(old, new)
+    if change is not None:
+        # Delivered at commit to every gateway process (each LISTENs), whichever projector applied it.
+        conn.execute("SELECT pg_notify(%s, %s)", (MEMBER_CHANGES_CHANNEL, json.dumps(
+            {"member_id": member_id, "change": change, "from_unit_id": old and str(old["unit_id"]),
+             "to_unit_id": str(new["unit_id"]), "effective_on": effective.isoformat(), "version": event.version})))
+
+
+MEMBER_CHANGES_CHANNEL = "gateway_member_changes"
+
+
+def membership_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
+    """joined, left or moved: what a subscriber to a subtree is told about."""
+    was = old is not None and old["status"] in ACTIVE
+    now = new["status"] in ACTIVE
+    if now and not was:
+        return "joined"
+    if was and not now:
+        return "left"
+    if was and now and old is not None and str(old["unit_id"]) != str(new["unit_id"]):
+        return "moved"
+    return None
 
 
 def _upsert(conn: psycopg.Connection, row: dict[str, Any]) -> None:
