@@ -167,14 +167,41 @@ class EventConsumer:
     def _apply(self, records: list[Any]) -> list[ConsumedEvent]:
         """Apply a poll's records in one transaction; on a handler error, redo them one by one."""
         try:
-            with self._conn.transaction():
-                return self._apply_in_transaction(records, isolate=False)
-        except _HandlerFailed:
-            with self._conn.transaction():
-                return self._apply_in_transaction(records, isolate=True)
+            try:
+                with self._conn.transaction():
+                    return self._apply_in_transaction(records, isolate=False)
+            except _HandlerFailed:
+                with self._conn.transaction():
+                    return self._apply_in_transaction(records, isolate=True)
+        except _Rewind as rewind:
+            self._rewind(rewind.positions)
+            return []
+
+    def _check_position(self, records: list[Any]) -> None:
+        """Stored progress behind what we are about to apply means someone else wrote this consumer's tables
+        (a rebuilt projection was swapped in): go back to the stored position instead of skipping events."""
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first[key] = min(first.get(key, record.offset), record.offset)
+        stored = self._conn.execute(
+            "SELECT topic, partition, topic_id, next_offset FROM consumer_offsets WHERE consumer = %s FOR UPDATE",
+            (self.settings.name,)).fetchall()
+        behind = {(t, p): off for t, p, tid, off in stored
+                  if (t, p) in first and tid == self._topic_ids.get(t) and off < first[(t, p)]}
+        if behind:
+            raise _Rewind(behind)
+
+    def _rewind(self, positions: dict[tuple[str, int], int]) -> None:
+        log.warning("stored progress is behind this consumer's position; rewinding %s", positions)
+        if self._consumer is None:
+            return
+        for (topic, partition), offset in positions.items():
+            self._consumer.seek(TopicPartition(topic, partition), offset)
 
     def _apply_in_transaction(self, records: list[Any], *, isolate: bool) -> list[ConsumedEvent]:
         conn = self._conn
+        self._check_position(records)
         decoded: list[tuple[Any, ConsumedEvent | None, str | None]] = []
         for record in records:
             try:
@@ -460,6 +487,12 @@ class EventConsumer:
 
 class _HandlerFailed(Exception):
     pass
+
+
+class _Rewind(Exception):
+    def __init__(self, positions: dict[tuple[str, int], int]) -> None:
+        super().__init__(positions)
+        self.positions = positions
 
 
 def command_applied(conn: psycopg.Connection, *, consumer: str, command_id: str, event_count: int) -> bool:

@@ -1,4 +1,4 @@
-"""`python -m gateway api | projector | reconcile`."""
+"""`python -m gateway api | projector | reconcile | rebuild`."""
 
 import sys
 
@@ -9,4 +9,5 @@ dispatch("gateway", {
     "api": lambda: serve("gateway", main.create_api, port_env="GATEWAY_PORT", default_port=main.DEFAULT_PORT),
     "projector": lambda: run_worker("gateway-projector", main.run_projector),
     "reconcile": lambda: sys.exit(main.run_reconcile()),
+    "rebuild": lambda: sys.exit(main.run_rebuild()),
 })

@@ -174,3 +174,23 @@ def run_reconcile() -> int:
         print(f"unit {unit} {dimension}={value}: kept {kept}, recounted {recounted}")
     print(f"{len(found)} differences")
     return 1 if found else 0
+
+
+def run_rebuild() -> int:
+    from gateway.rebuild import RebuildProgress, rebuild
+    from servicekit.runner import load_settings
+
+    settings = load_settings()
+    setup_telemetry(f"{SERVICE}-rebuild")
+
+    def make_consumer(schema: str) -> EventConsumer:
+        return EventConsumer(
+            ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=schema,
+                             bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
+                             lease_ttl_s=settings.relay_lease_ttl_s),
+            dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE])
+
+    applied = rebuild(settings, live_schema=SCHEMA, make_consumer=make_consumer,
+                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress())
+    print(f"\nrebuilt from {applied:,} events and swapped in")
+    return 0

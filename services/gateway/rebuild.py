@@ -1,0 +1,77 @@
+"""`python -m gateway rebuild`: build fresh projections side by side from offset zero, then swap them in.
+
+The live projections keep serving (and the live projector keeps applying) until the swap. The swap renames
+the schemas in one transaction; the live projector then finds stored progress behind its own position and
+rewinds to it (servicekit.consumer), so the events that arrived after the rebuild caught up are applied too.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+
+from servicekit.consumer import EventConsumer
+from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
+from servicekit.settings import ServiceSettings
+
+
+def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Callable[[str], EventConsumer],
+            ddl: list[str], progress: Callable[[int, int], None] | None = None, timeout_s: float = 3600) -> int:
+    """Returns how many events the fresh projections applied before the swap."""
+    fresh = f"{live_schema}_next"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))
+    migrate(settings.database_url, schema=fresh, ddl=[CONSUMER_SCHEMA_DDL, *ddl])
+    consumer = make_consumer(fresh)
+    if not consumer.lease.acquire():
+        raise RuntimeError("another rebuild is running")
+    deadline = time.monotonic() + timeout_s
+    idle_polls = 0
+    try:
+        while idle_polls < 3:
+            applied = consumer.poll_once()
+            lag = consumer.total_lag()
+            if progress is not None:
+                progress(consumer.applied_total, lag)
+            idle_polls = idle_polls + 1 if applied == 0 and lag == 0 and consumer.lag else 0
+            if time.monotonic() > deadline:
+                raise TimeoutError("the rebuild did not catch up")
+    finally:
+        consumer.close()
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    retired = f"{live_schema}_retired_{stamp}"
+    with psycopg.connect(settings.database_url, autocommit=False) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('party-migrate'))")
+        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(live_schema),
+                                                                     sql.Identifier(retired)))
+        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(fresh),
+                                                                     sql.Identifier(live_schema)))
+        conn.commit()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
+    return consumer.applied_total
+
+
+class RebuildProgress:
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._started = time.monotonic()
+
+    def __call__(self, applied: int, lag: int) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        rate = applied / max(now - self._started, 1e-6)
+        total = applied + lag
+        filled = int(30 * applied / total) if total else 30
+        sys.stderr.write(f"\rrebuilding [{'#' * filled}{'-' * (30 - filled)}] {applied:,} events, {lag:,} behind,"
+                         f" {rate:,.0f} events/s ")
+        sys.stderr.flush()
+
+
+
