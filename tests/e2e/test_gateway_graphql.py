@@ -207,3 +207,32 @@ def test_pages_follow_cursors(system: RunningSystem) -> None:
         after = page["pageInfo"]["endCursor"]
     assert seen == everyone
 
+
+
+def test_as_of_answers_hold_across_a_split_and_a_reattachment_and_counts_roll_up(system: RunningSystem) -> None:
+    admin = clients(system)
+    city = establish(admin, "city_committee", None, on="1930-02-03")
+    ward_a = establish(admin, "commune_committee", city["id"], on="2000-01-01")
+    ward_b = establish(admin, "commune_committee", city["id"], on="2000-01-01")
+    cell = establish(admin, "grassroots_cell", ward_a["id"], on="2000-01-01")
+    people = [enrol(admin, cell["id"], f"Mai Văn {i}") for i in range(4)]
+    split = mutate(admin, """mutation($u: ID!, $parts: [SplitPartInput!]!) { splitUnit(unitId: $u, parts: $parts,
+        effectiveOn: "2025-07-01", waitForProjection: true) { id projected details } }""", u=cell["id"], parts=[
+        {"code": code(), "name": "Chi bộ 1", "kind": "GRASSROOTS_CELL", "memberIds": people[:1]},
+        {"code": code(), "name": "Chi bộ 2", "kind": "GRASSROOTS_CELL", "memberIds": people[1:]}])
+    first_part, second_part = split["details"]["part_ids"]
+    mutate(admin, """mutation($u: [ID!]!, $p: ID!) { reattachUnits(unitIds: $u, parentId: $p,
+        effectiveOn: "2025-09-01", waitForProjection: true) { id projected } }""", u=[second_part], p=ward_b["id"])
+    assert member_ids(admin, cell["id"], "2025-06-30") == set(people)
+    assert member_ids(admin, cell["id"]) == set()
+    assert member_ids(admin, ward_a["id"], "2025-08-01") == set(people)
+    assert member_ids(admin, ward_a["id"]) == {people[0]}
+    assert member_ids(admin, ward_b["id"]) == set(people[1:])
+    assert member_ids(admin, ward_b["id"], "2025-08-01") == set()
+    counts = gql(admin, """query($u: ID!) { organizationUnit(id: $u) { memberCounts { dimension value count } } }""",
+                 u=city["id"])["organizationUnit"]["memberCounts"]
+    assert {"dimension": "status", "value": "official", "count": 4} in counts
+    ward_b_counts = gql(admin, """query($u: ID!) { organizationUnit(id: $u) { memberCounts { dimension value count }
+        } }""", u=ward_b["id"])["organizationUnit"]["memberCounts"]
+    assert {"dimension": "status", "value": "official", "count": 3} in ward_b_counts
+    assert first_part != second_part

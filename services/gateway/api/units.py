@@ -99,12 +99,37 @@ class OrganizationUnit(Node):
 
         return await build_statistics(info, uuid.UUID(str(self.id)), as_of or self.as_of, compare_with)
 
+    @strawberry.field(description="Current members by status, flags and composition, kept incrementally; the "
+                                  "subtree's numbers sum its units (today's hierarchy)")
+    async def member_counts(self, info: Info[GatewayContext, None], include_descendants: bool = True
+                            ) -> list[MemberCount]:
+        from gateway.read_models import TREE_AT
+
+        unit_id = uuid.UUID(str(self.id))
+        if include_descendants:
+            rows = await info.context.read_models.fetch(
+                TREE_AT + "SELECT dimension, value, sum(count)::int AS n FROM unit_member_counts"
+                " WHERE unit_id IN (SELECT unit_id FROM tree) GROUP BY 1, 2 HAVING sum(count) <> 0 ORDER BY 1, 2",
+                {"roots": [unit_id], "day": today()})
+        else:
+            rows = await info.context.read_models.fetch(
+                "SELECT dimension, value, count AS n FROM unit_member_counts WHERE unit_id = %s AND count <> 0"
+                " ORDER BY 1, 2", (unit_id,))
+        return [MemberCount(dimension=r["dimension"], value=r["value"], count=r["n"]) for r in rows]
+
     @strawberry.field(description="Every decision about this unit, in order")
     async def history(self, info: Info[GatewayContext, None]) -> list[UnitHistoryEntry]:
         rows = await info.context.read_models.unit_history(uuid.UUID(str(self.id)))
         return [UnitHistoryEntry(type=r["event_type"], version=r["seq"], effective_on=r["effective_on"],
                                  recorded_at=r["recorded_at"].isoformat(), actor=r["actor"],
                                  data=json.loads(json.dumps(r["data"]))) for r in rows]
+
+
+@strawberry.type(description="How many current members a unit (or its subtree) has along one dimension")
+class MemberCount:
+    dimension: str
+    value: str
+    count: int
 
 
 @strawberry.type
