@@ -71,3 +71,28 @@ def test_a_page_of_fifty_members_with_unit_and_card_costs_a_fixed_number_of_stat
     assert len(body["data"]["members"]["edges"]) == 50
     assert used <= 5, f"{used} statements for one page: N+1?"
 
+
+
+def test_an_import_started_through_graphql_enrols_its_rows(system: RunningSystem) -> None:
+    import base64
+    import time
+    import uuid
+
+    admin = clients(system)
+    city = establish(admin, "city_committee", None, on="1930-02-03")
+    ward = establish(admin, "commune_committee", city["id"])
+    cell = establish(admin, "grassroots_cell", ward["id"])
+    roll = ("full_name,gender,birth_date,citizen_id,cell_code,status,admitted_on\n"
+            f"Kiều Thị Mai,female,1988-08-08,{uuid.uuid4().int % 10**12:012d},{cell['code']},official,2012-03-03\n")
+    started = gql(admin, """mutation($n: String!, $c: String!) { startImport(fileName: $n, contentBase64: $c) {
+        importId status } }""", n="roll.csv", c=base64.b64encode(roll.encode()).decode())["startImport"]
+    assert started["status"] == "queued"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = gql(admin, """query($u: ID!) { members(unitId: $u) { totalCount } }""", u=ward["id"])
+        if found["members"]["totalCount"] == 1:
+            break
+        time.sleep(0.1)
+    assert found["members"]["totalCount"] == 1
+    refused = admin.graphql("""mutation { startImport(fileName: "x.csv", contentBase64: "!!") { importId } }""")
+    assert refused.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -30,6 +30,12 @@ class CommandResult:
     details: JSON
 
 
+@strawberry.type
+class ImportStarted:
+    import_id: strawberry.ID
+    status: str
+
+
 @strawberry.input
 class EstablishUnitInput:
     code: str
@@ -196,6 +202,25 @@ class Mutation:
         return await forward(info, f"/members/{_id(member_id, 'memberId')}/leave", {
             "reason": reason, "decided_on": decided_on.isoformat(), "decision_ref": decision_ref, "basis": basis},
             wait_for_projection)
+
+    @strawberry.mutation(description="Start importing a roll (CSV or XLSX, base64): answers the import id; poll "
+                                     "the registry's GET /imports/{id} or wait for the members to appear")
+    async def start_import(self, info: Info[GatewayContext, None], file_name: str, content_base64: str
+                           ) -> ImportStarted:
+        import base64
+        import binascii
+
+        try:
+            content = base64.b64decode(content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadUserInput("contentBase64 is not base64", field="contentBase64") from None
+        response = await info.context.registry.post(
+            "/imports", files={"file": (file_name, content)},
+            headers={"Authorization": info.context.authorization or ""})
+        if response.status_code >= 400:
+            raise CommandRefused(response.json(), response.status_code)
+        answer = response.json()
+        return ImportStarted(import_id=strawberry.ID(answer["import_id"]), status=answer["status"])
 
     @strawberry.mutation
     async def record_death(self, info: Info[GatewayContext, None], member_id: strawberry.ID, died_on: dt.date,
