@@ -5,10 +5,12 @@ import sys
 from registry import main
 from servicekit.runner import dispatch, run_worker, serve
 
-dispatch("registry", {
-    "api": lambda: serve("registry", main.create_api, port_env="REGISTRY_PORT", default_port=main.DEFAULT_PORT),
-    "relay": lambda: run_worker("registry-relay", main.run_relay),
-    "reactions": lambda: run_worker("registry-reactions", main.run_reactions),
-    "import": lambda: sys.exit(main.run_import(sys.argv[2])) if len(sys.argv) > 2 else sys.exit(
-        "usage: python -m registry import FILE"),
-})
+# Import workers are spawned processes that import this module again: only a direct run dispatches.
+if __name__ == "__main__":
+    dispatch("registry", {
+        "api": lambda: serve("registry", main.create_api, port_env="REGISTRY_PORT", default_port=main.DEFAULT_PORT),
+        "relay": lambda: run_worker("registry-relay", main.run_relay),
+        "reactions": lambda: run_worker("registry-reactions", main.run_reactions),
+        "import": lambda: sys.exit(main.run_import(sys.argv[2])) if len(sys.argv) > 2 else sys.exit(
+            "usage: python -m registry import FILE"),
+    })

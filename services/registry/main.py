@@ -28,6 +28,8 @@ SCHEMA = "registry"
 SERVICE = "registry"
 DEFAULT_PORT = 8101
 REACTIONS = "registry-reactions"
+# Two processes: on this 2-core machine one validates and builds events while PostgreSQL stores the other's.
+IMPORT_WORKERS = 2
 
 
 @dataclass
@@ -61,7 +63,10 @@ def build(settings: ServiceSettings, *, max_pool: int = 20, schema: str | None =
     store = PostgresEventStore(pool, schema=schema, topic=topic)
     bus = CommandBus(store, inline=read_views.project_inline)
     commands = RegistryCommands(views_for)
-    imports = ImportRunner(pool=pool, bus=bus, commands=commands, files_dir=settings.data_dir / "imports")
+    imports = ImportRunner(pool=pool, bus=bus, commands=commands, files_dir=settings.data_dir / "imports",
+                           workers=IMPORT_WORKERS, worker_entry=import_worker,
+                           job_settings={"database_url": settings.database_url, "schema": schema, "topic": topic,
+                                         "data_dir": str(settings.data_dir)})
     return Registry(settings=settings, pool=pool, store=store, bus=bus, commands=commands, imports=imports)
 
 
@@ -221,3 +226,22 @@ def run_import(path: str) -> int:
     setup_logging(SERVICE, "WARNING")
     registry = build(settings, max_pool=4)
     return import_from_command_line(registry.imports, Path(path), actor="command-line import")
+
+
+def import_worker(pipe: Any, job: Any) -> None:
+    """Entry point of an import worker process (spawned): its own pool, bus and commands."""
+    from registry.adapters.imports_runner import run_worker_slice
+    from servicekit.jsonlog import setup_logging
+
+    setup_logging(SERVICE, "WARNING")
+    settings = ServiceSettings(DATABASE_URL=job.database_url, KAFKA_BOOTSTRAP_SERVERS="unused",
+                               PARTY_DATA_DIR=job.data_dir)
+    registry = build(settings, schema=job.schema, topic=job.topic, max_pool=2)
+    try:
+        with registry.pool.connection() as conn:
+            run_worker_slice(pipe, job, registry.bus, registry.commands, conn)
+    except Exception as exc:
+        pipe.send(("failed", f"{type(exc).__name__}: {exc}", 0, 0))
+        raise
+    finally:
+        registry.pool.close()

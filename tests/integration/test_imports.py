@@ -131,3 +131,16 @@ def test_a_fifty_thousand_row_file_is_imported_in_chunks(reg: RegistryUnderTest)
     with reg.registry.pool.connection() as conn:
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()
     assert outbox == (50_000 + 52,), "every event is queued for the relay (and the 52 units)"
+
+
+@pytest.mark.slow
+def test_a_large_file_checked_by_several_workers_is_still_rejected_whole(reg: RegistryUnderTest) -> None:
+    codes = cells(reg, 10)
+    rows = [person(i, codes[i % 10]) for i in range(24_000)]
+    rows[23_000][3] = rows[10][3]
+    rows[15_000][1] = "unknown"
+    report = run_import(reg, roll(rows))
+    assert report["status"] == "rejected"
+    found = {(e["row"], e["field"], e["code"]) for e in report["errors"]}  # type: ignore[attr-defined]
+    assert found == {(23_002, "citizen_id", "citizen-id-repeated"), (15_002, "gender", "gender-invalid")}
+    assert count_members(reg) == 0, "no worker wrote anything"

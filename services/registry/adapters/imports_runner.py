@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 from registry.adapters.read_views import PostgresRegistryViews
 from registry.adapters.roll_files import UnreadableFile, read_rows
 from registry.application.handlers import CARD_NUMBER_SCOPE, CITIZEN_ID_SCOPE, UNIT, RegistryCommands, today
-from registry.application.imports import RowError, validate_rows
+from registry.application.imports import RowError, map_header, validate_rows
 from registry.domain import units
 from servicekit.commands import CommandBus, CommandContext
 from servicekit.pgstore import PostgresTransaction
@@ -32,6 +32,7 @@ from servicekit.pgstore import PostgresTransaction
 log = logging.getLogger("registry.imports")
 
 CHUNK = 5_000
+PARALLEL_FROM_ROWS = 20_000
 MAX_REPORTED_ERRORS = 10_000
 
 
@@ -50,12 +51,33 @@ class ImportReport:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class WorkerJob:
+    """One worker's share of a large import: a contiguous slice of the rows, validated then written by it."""
+
+    import_id: str
+    actor: str
+    database_url: str
+    schema: str
+    topic: str
+    data_dir: str
+    header: list[Any]
+    rows: list[Any]
+    first_row: int
+    cells: dict[str, Any]
+
+
 class ImportRunner:
-    def __init__(self, *, pool: ConnectionPool, bus: CommandBus, commands: RegistryCommands, files_dir: Path) -> None:
+    def __init__(self, *, pool: ConnectionPool, bus: CommandBus, commands: RegistryCommands, files_dir: Path,
+                 workers: int = 1, worker_entry: Callable[[Any, WorkerJob], None] | None = None,
+                 job_settings: dict[str, str] | None = None) -> None:
         self.pool = pool
         self.bus = bus
         self.commands = commands
         self.files_dir = files_dir
+        self.workers = workers
+        self.worker_entry = worker_entry
+        self.job_settings = job_settings or {}
 
     def submit(self, *, file_name: str, content: bytes, actor: str) -> str:
         """Store the file and queue the import; returns its id."""
@@ -115,6 +137,10 @@ class ImportRunner:
         actor = self._update(import_id, status="running")
         try:
             path = self.file_of(import_id)
+            if self.workers > 1 and self.worker_entry is not None:
+                rows = list(read_rows(path))
+                if len(rows) - 1 >= PARALLEL_FROM_ROWS:
+                    return self._run_parallel(import_id, actor, rows, progress)
             validated = self._validate(path, lambda done: progress and progress("validating", done, 0))
         except (UnreadableFile, FileNotFoundError, UnicodeDecodeError) as exc:
             self._finish(import_id, "rejected", errors=[RowError(1, "file", "file-unreadable", str(exc))])
@@ -140,22 +166,97 @@ class ImportRunner:
         self._finish(import_id, "completed", written=written, skipped=skipped)
         return self._report_or_fail(import_id)
 
+    def _run_parallel(self, import_id: str, actor: str, rows: list[Any],
+                      progress: Callable[[str, int, int], None] | None) -> ImportReport:
+        """Validate and write slices of a large file in worker processes; still nothing is written unless every
+        row of every slice is valid (the workers wait for the go after validating)."""
+        import multiprocessing
+
+        header, body = rows[0], rows[1:]
+        columns, header_errors = map_header(header)
+        if header_errors:
+            self._finish(import_id, "rejected", errors=header_errors)
+            return self._report_or_fail(import_id)
+        code_column = next(i for i, key in columns.items() if key == "cell_code")
+        codes = sorted({str(r[code_column]).strip() for r in body if code_column < len(r) and r[code_column]})
+        with self.pool.connection() as conn:
+            cells = cell_states(conn, codes)
+        size = -(-len(body) // self.workers)
+        context = multiprocessing.get_context("spawn")
+        workers = []
+        for index in range(self.workers):
+            part = body[index * size:(index + 1) * size]
+            if not part:
+                continue
+            here, there = context.Pipe()
+            job = WorkerJob(import_id=import_id, actor=actor, header=list(header), rows=part,
+                            first_row=2 + index * size, cells=cells, **self.job_settings)
+            process = context.Process(target=self.worker_entry, args=(there, job), daemon=True)
+            process.start()
+            workers.append((process, here))
+        try:
+            errors: list[RowError] = []
+            citizens: dict[str, int] = {}
+            cards: dict[str, int] = {}
+            accepted = 0
+            for _, pipe in workers:
+                kind, found, citizen_rows, card_rows, ok = pipe.recv()
+                assert kind == "validated"
+                errors += [RowError(*e) for e in found]
+                accepted += ok
+                for row, citizen in citizen_rows:
+                    if citizen in citizens:
+                        errors.append(RowError(row, "citizen_id", "citizen-id-repeated",
+                                               f"also on row {citizens[citizen]}"))
+                    citizens.setdefault(citizen, row)
+                for row, card in card_rows:
+                    if card in cards:
+                        errors.append(RowError(row, "card_number", "card-number-repeated",
+                                               f"also on row {cards[card]}"))
+                    cards.setdefault(card, row)
+            if progress:
+                progress("validating", len(body), len(body))
+            if errors:
+                for _, pipe in workers:
+                    pipe.send("stop")
+                errors.sort(key=lambda e: e.row)
+                self._finish(import_id, "rejected", total=len(body), accepted=0,
+                             rejected=len({e.row for e in errors}), errors=errors)
+                return self._report_or_fail(import_id)
+            self._update(import_id, total=len(body), accepted=accepted)
+            for _, pipe in workers:
+                pipe.send("write")
+            totals = [[0, 0, 0] for _ in workers]
+            running = set(range(len(workers)))
+            while running:
+                for index in list(running):
+                    pipe = workers[index][1]
+                    if not pipe.poll(0.05):
+                        continue
+                    kind, written, skipped, done = pipe.recv()
+                    if kind == "failed":
+                        raise RuntimeError(f"import worker failed: {written}")
+                    totals[index] = [written, skipped, done]
+                    if kind == "done":
+                        running.discard(index)
+                    self._update(import_id, written=sum(t[0] for t in totals), skipped=sum(t[1] for t in totals))
+                    if progress:
+                        progress("writing", sum(t[2] for t in totals), accepted)
+            written, skipped = sum(t[0] for t in totals), sum(t[1] for t in totals)
+            self._finish(import_id, "completed", written=written, skipped=skipped)
+            return self._report_or_fail(import_id)
+        finally:
+            for process, _ in workers:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+
     def _validate(self, path: Path, progress: Callable[[int], Any]) -> Any:
         with self.pool.connection() as conn:
-            views = PostgresRegistryViews(conn)
             tx = PostgresTransaction(conn, topic="", channel="")
 
             def cells(codes: Sequence[str]) -> dict[str, units.Unit]:
-                ids = {code: views.unit_id_by_code(code) for code in codes}
-                found = {c: i for c, i in ids.items() if i}
-                histories = tx.read_streams([f"unit-{i}" for i in found.values()])
-                result = {}
-                for code, unit_id in found.items():
-                    state = UNIT.initial
-                    for event in histories[f"unit-{unit_id}"]:
-                        state = UNIT.evolve(state, event)
-                    result[code] = state
-                return result
+                return cell_states(conn, codes)
 
             return validate_rows(
                 read_rows(path), cell_for_code=cells,
@@ -182,6 +283,48 @@ class ImportRunner:
         report = self.report(import_id)
         assert report is not None
         return report
+
+
+def cell_states(conn: Any, codes: Sequence[str]) -> dict[str, units.Unit]:
+    """The current state of the active units with these codes."""
+    views = PostgresRegistryViews(conn)
+    tx = PostgresTransaction(conn, topic="", channel="")
+    ids = {code: views.unit_id_by_code(code) for code in codes}
+    found = {c: i for c, i in ids.items() if i}
+    histories = tx.read_streams([f"unit-{i}" for i in found.values()])
+    result = {}
+    for code, unit_id in found.items():
+        state = UNIT.initial
+        for event in histories[f"unit-{unit_id}"]:
+            state = UNIT.evolve(state, event)
+        result[code] = state
+    return result
+
+
+def run_worker_slice(pipe: Any, job: WorkerJob, bus: CommandBus, commands: RegistryCommands, conn: Any) -> None:
+    """A worker's two phases: validate its slice and report; on the go, write it in chunks and report."""
+    tx = PostgresTransaction(conn, topic="", channel="")
+    validated = validate_rows(
+        [job.header, *job.rows], cell_for_code=lambda codes: {c: job.cells[c] for c in codes if c in job.cells},
+        card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
+        citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values), today=today())
+    shift = job.first_row - 2
+    rows = [replace(r, row=r.row + shift) for r in validated.rows]
+    errors = [(e.row + shift, e.field, e.code, e.message) for e in validated.errors]
+    pipe.send(("validated", errors, [(r.row, r.command.citizen_id) for r in rows],
+               [(r.row, r.command.card_number) for r in rows if r.command.card_number], len(rows)))
+    if pipe.recv() != "write":
+        return
+    written = skipped = done = 0
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        result = bus.execute(CommandContext(actor=job.actor, correlation_id=uuid.UUID(job.import_id)),
+                             commands.import_chunk(job.import_id, chunk))
+        written += int(result.details["written"])
+        skipped += int(result.details["skipped"])
+        done += len(chunk)
+        pipe.send(("progress", written, skipped, done))
+    pipe.send(("done", written, skipped, done))
 
 
 class ProgressBar:
