@@ -114,3 +114,13 @@ def test_graphql_errors_carry_codes(system: RunningSystem) -> None:
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert client.graphql("{ organizationUnit(code: \"nope\") { id } }").json()["data"] == {
         "organizationUnit": None}
+
+
+def test_graphiql_opens_in_a_browser_without_a_token(system: RunningSystem) -> None:
+    import httpx
+
+    page = httpx.get(f"{system.url('gateway')}/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    query = httpx.get(f"{system.url('gateway')}/graphql", params={"query": "{ __typename }"},
+                      headers={"Accept": "application/json"})
+    assert query.status_code == 401, "queries still need a token"
