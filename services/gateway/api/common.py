@@ -53,3 +53,13 @@ def today() -> dt.date:
     from zoneinfo import ZoneInfo
 
     return dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+
+
+def check_cursor(after: str | None) -> None:
+    from gateway.read_models import decode_cursor
+
+    if after is not None:
+        try:
+            decode_cursor(after)
+        except ValueError:
+            raise BadUserInput("after is not a cursor from this API", field="after") from None

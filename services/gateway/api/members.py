@@ -12,9 +12,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from gateway.api.common import Node, PageInfo, page_size, parse_id, require_id, today
+from gateway.api.common import Node, PageInfo, check_cursor, page_size, parse_id, require_id, today
 from gateway.api.context import GatewayContext
-from gateway.api.errors import BadUserInput
 
 if TYPE_CHECKING:
     from gateway.api.units import OrganizationUnit
@@ -190,14 +189,10 @@ async def member_connection(info: Info[GatewayContext, None], *, unit_id: uuid.U
                             include_descendants: bool, status: list[MemberStatus] | None,
                             flags: list[MemberFlag] | None, search: str | None, as_of: dt.date | None,
                             order_by: MemberOrder | None, first: int | None, after: str | None) -> MemberConnection:
-    from gateway.read_models import decode_cursor, encode_cursor
+    from gateway.read_models import encode_cursor
 
     size = page_size(first)
-    if after is not None:
-        try:
-            decode_cursor(after)
-        except ValueError:
-            raise BadUserInput("after is not a cursor from this API", field="after") from None
+    check_cursor(after)
     page = await info.context.read_models.member_page(
         scope=info.context.scope, unit_id=unit_id, include_descendants=include_descendants,
         statuses=[s.value for s in status] if status else None, flags=[f.value for f in flags or []],

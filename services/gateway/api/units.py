@@ -12,7 +12,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from gateway.api.common import Node, PageInfo, page_size, parse_id, today
+from gateway.api.common import Node, PageInfo, check_cursor, page_size, parse_id, today
 from gateway.api.context import GatewayContext
 from gateway.api.errors import BadUserInput
 from gateway.read_models import UnitRow
@@ -155,14 +155,10 @@ def unit_from_row(row: UnitRow, as_of: dt.date | None = None) -> OrganizationUni
 async def unit_connection(info: Info[GatewayContext, None], *, parent_id: uuid.UUID | None, kind: UnitKind | None,
                           search: str | None, as_of: dt.date | None, first: int | None, after: str | None
                           ) -> UnitConnection:
-    from gateway.read_models import decode_cursor, encode_cursor
+    from gateway.read_models import encode_cursor
 
     size = page_size(first)
-    if after is not None:
-        try:
-            decode_cursor(after)
-        except ValueError:
-            raise BadUserInput("after is not a cursor from this API", field="after") from None
+    check_cursor(after)
     page = await info.context.read_models.unit_page(
         scope=info.context.scope, day=as_of or today(), parent_id=parent_id, kind=kind.value if kind else None,
         search=search, first=size, after=after)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from servicekit.consumer import ConsumedEvent
 
@@ -31,3 +33,13 @@ def dispatcher(projections: tuple[Projection, ...]) -> Callable[[psycopg.Connect
             apply(conn, event)
 
     return handle
+
+
+def record_fact(conn: psycopg.Connection, *, table: str, key: str, event: ConsumedEvent,
+                effective_on: dt.date) -> None:
+    """Keep the fact itself: versions and intervals are derived from all of an aggregate's facts."""
+    conn.execute(
+        f"INSERT INTO {table} ({key}, seq, effective_on, event_type, data, recorded_at, actor)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (event.aggregate_id, event.version, effective_on, event.event_type, Jsonb(event.data),
+         dt.datetime.fromisoformat(event.envelope.time), event.envelope.actor))

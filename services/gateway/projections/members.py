@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from gateway.projections.base import Projection
+from gateway.projections.base import Projection, record_fact
 from gateway.projections.history import Fact, effective_on, member_intervals
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
@@ -216,10 +216,7 @@ def apply_member_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
     member_id = event.aggregate_id
     recorded = dt.datetime.fromisoformat(event.envelope.time)
     effective = effective_on(event.event_type, event.data, recorded.date())
-    conn.execute(
-        "INSERT INTO member_facts (member_id, seq, effective_on, event_type, data, recorded_at, actor)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (member_id, event.version, effective, event.event_type, Jsonb(event.data), recorded, event.envelope.actor))
+    record_fact(conn, table="member_facts", key="member_id", event=event, effective_on=effective)
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         old = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM members WHERE member_id = %s", (member_id,)).fetchone()
     if old is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from gateway.projections.base import Projection
+from gateway.projections.base import Projection, record_fact
 from gateway.projections.history import Fact, unit_versions
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
@@ -68,11 +68,7 @@ def apply_unit_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
     unit_id = event.aggregate_id
     recorded = dt.datetime.fromisoformat(event.envelope.time)
     effective = _effective(event.event_type, event.data, recorded.date())
-    conn.execute(
-        "INSERT INTO unit_facts (unit_id, seq, effective_on, event_type, data, recorded_at, actor)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (unit_id, event.version, effective, event.event_type, psycopg.types.json.Jsonb(event.data), recorded,
-         event.envelope.actor))
+    record_fact(conn, table="unit_facts", key="unit_id", event=event, effective_on=effective)
     facts = [Fact(r[0], r[1], r[2], r[3]) for r in conn.execute(
         "SELECT effective_on, seq, event_type, data FROM unit_facts WHERE unit_id = %s ORDER BY seq",
         (unit_id,)).fetchall()]
