@@ -84,6 +84,21 @@ class PoisonMessage(Exception):
     """A record that cannot be decoded into an event."""
 
 
+class RetryLater(Exception):
+    """The event cannot apply yet: it depends on a fact of another key (another topic, even) that has not
+    arrived. It waits, with its key's later events parked behind it, and is retried until it applies."""
+
+
+@dataclass(frozen=True)
+class _StoredRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -157,6 +172,9 @@ class EventConsumer:
         batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
         records = [r for part in batch.values() for r in part]
         self._forward_dead_letters()
+        if time.monotonic() - self._retried_at > self.retry_interval_s:
+            self._retried_at = time.monotonic()
+            self.applied_total += self.retry_waiting()
         if not records:
             self._measure_lag(consumer)
             return 0
@@ -240,7 +258,7 @@ class EventConsumer:
                 self._gap_counter.add(1, {"consumer": self.settings.name})
                 continue
             if not self._run_handler(event, isolate=isolate):
-                self._dead_letter(record, event, self._last_error)
+                self._dead_letter(record, event, self._last_error, retryable=self._last_retryable)
                 progress[event.stream_id] = (version, event.version)
                 changed.add(event.stream_id)
                 continue
@@ -265,6 +283,9 @@ class EventConsumer:
         return applied
 
     _last_error = ""
+    _last_retryable = False
+    _retried_at = 0.0
+    retry_interval_s = 1.0
 
     def _run_handler(self, event: ConsumedEvent, *, isolate: bool) -> bool:
         parent = context_from(event.envelope.traceparent, event.envelope.tracestate)
@@ -281,10 +302,16 @@ class EventConsumer:
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 return True
+            self._last_retryable = False
             try:
                 with self._conn.transaction():
                     self._handler(self._conn, event)
                 return True
+            except RetryLater as exc:
+                log.info("%s v%s waits: %s", event.stream_id, event.version, exc)
+                self._last_error = f"RetryLater: {exc}"
+                self._last_retryable = True
+                return False
             except Exception as exc:
                 log.exception("handler failed on %s v%s", event.stream_id, event.version)
                 code = getattr(exc, "code", None)
@@ -314,16 +341,75 @@ class EventConsumer:
             data=data,
         )
 
-    def _dead_letter(self, record: Any, event: ConsumedEvent | None, error: str) -> None:
-        self._dead_counter.add(1, {"consumer": self.settings.name})
+    def _dead_letter(self, record: Any, event: ConsumedEvent | None, error: str, *, retryable: bool = False
+                     ) -> None:
+        if not retryable:
+            self._dead_counter.add(1, {"consumer": self.settings.name})
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
         self._conn.execute(
             "INSERT INTO consumer_dead_letters (consumer, topic, partition, \"offset\", stream_id, version,"
-            " error, key, value, headers) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " error, key, value, headers, retryable) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.settings.name, record.topic, record.partition, record.offset,
              event.stream_id if event else None, event.version if event else None, error,
-             record.key, record.value, Jsonb(headers)),
+             record.key, record.value, Jsonb(headers), retryable),
         )
+
+    def retry_waiting(self) -> int:
+        """Try again the events that waited for another key's fact; on success, release what was parked
+        behind them, in version order. Returns how many events applied."""
+        applied = 0
+        rows = self._conn.execute(
+            "SELECT id, topic, partition, \"offset\", key, value, headers, stream_id FROM consumer_dead_letters"
+            " WHERE consumer = %s AND retryable ORDER BY id LIMIT 200", (self.settings.name,)).fetchall()
+        for row_id, topic, partition, offset, key, value, headers, stream_id in rows:
+            record = _StoredRecord(topic, partition, offset, key, value,
+                                   [(k, str(v).encode()) for k, v in headers.items()])
+            with self._conn.transaction():
+                if not self._release(row_id, stream_id, record):
+                    continue
+                applied += 1 + self._release_parked(stream_id)
+        self._conn.execute(
+            "UPDATE consumer_dead_letters SET retryable = false WHERE consumer = %s AND retryable"
+            " AND recorded_at < now() - interval '1 day'", (self.settings.name,))
+        return applied
+
+    def _release(self, row_id: int, stream_id: str, record: Any) -> bool:
+        event = self._decode(record)
+        state = self._conn.execute(
+            "SELECT version, poisoned_at_version FROM consumer_streams WHERE consumer = %s AND stream_id = %s"
+            " FOR UPDATE", (self.settings.name, stream_id)).fetchone()
+        if state is None or state[1] != event.version:
+            return False
+        if not self._run_handler(event, isolate=True):
+            if not self._last_retryable:
+                self._conn.execute("UPDATE consumer_dead_letters SET retryable = false, error = %s WHERE id = %s",
+                                   (self._last_error, row_id))
+            return False
+        self._conn.execute("DELETE FROM consumer_dead_letters WHERE id = %s", (row_id,))
+        self._conn.execute("UPDATE consumer_streams SET version = %s, poisoned_at_version = NULL"
+                           " WHERE consumer = %s AND stream_id = %s", (event.version, self.settings.name, stream_id))
+        self._count_commands([event])
+        return True
+
+    def _release_parked(self, stream_id: str) -> int:
+        applied = 0
+        parked = self._conn.execute(
+            "SELECT id, version, topic, key, value, headers FROM consumer_parked WHERE consumer = %s"
+            " AND stream_id = %s ORDER BY version", (self.settings.name, stream_id)).fetchall()
+        for parked_id, version, topic, key, value, headers in parked:
+            record = _StoredRecord(topic, 0, -1, key, value, [(k, str(v).encode()) for k, v in headers.items()])
+            event = self._decode(record)
+            self._conn.execute("DELETE FROM consumer_parked WHERE id = %s", (parked_id,))
+            if not self._run_handler(event, isolate=True):
+                self._dead_letter(record, event, self._last_error, retryable=self._last_retryable)
+                self._conn.execute("UPDATE consumer_streams SET poisoned_at_version = %s WHERE consumer = %s"
+                                   " AND stream_id = %s", (version, self.settings.name, stream_id))
+                return applied
+            self._conn.execute("UPDATE consumer_streams SET version = %s WHERE consumer = %s AND stream_id = %s",
+                               (version, self.settings.name, stream_id))
+            self._count_commands([event])
+            applied += 1
+        return applied
 
     def _park(self, event: ConsumedEvent, record: Any) -> None:
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
@@ -434,7 +520,7 @@ class EventConsumer:
     def _forward_dead_letters(self) -> None:
         rows = self._conn.execute(
             "SELECT id, topic, partition, \"offset\", error, key, value, headers FROM consumer_dead_letters"
-            " WHERE consumer = %s AND NOT forwarded ORDER BY id LIMIT 100",
+            " WHERE consumer = %s AND NOT forwarded AND NOT retryable ORDER BY id LIMIT 100",
             (self.settings.name,),
         ).fetchall()
         if not rows:

@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS consumer_dead_letters (
     forwarded boolean NOT NULL DEFAULT false,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
+-- A record whose handler said "not yet" (it depends on another key's fact) waits here and is retried.
+ALTER TABLE consumer_dead_letters ADD COLUMN IF NOT EXISTS retryable boolean NOT NULL DEFAULT false;
 
 -- Events of a key whose earlier event was dead-lettered wait here, in order, until it is resolved.
 CREATE TABLE IF NOT EXISTS consumer_parked (

@@ -163,7 +163,7 @@ def reaction_handler(registry: Registry) -> Any:
 
     from registry.application.reactions import CATALOGUES, REACTIONS, command_id_for
     from servicekit.commands import CommandContext
-    from servicekit.consumer import ConsumedEvent
+    from servicekit.consumer import ConsumedEvent, RetryLater
     from servicekit.pgstore import PostgresTransaction
     from servicekit.store import ConcurrencyError
 
@@ -187,6 +187,14 @@ def reaction_handler(registry: Registry) -> Any:
             except (ConcurrencyError, psycopg.errors.UniqueViolation):
                 if attempt == 4:
                     raise
+            except DomainError as exc:
+                # Topics are ordered per key, not with each other: a fact about a member may come before
+                # the fact that enrols them. It waits and is retried (servicekit.consumer.RetryLater).
+                if exc.code == "member-not-found":
+                    raise RetryLater(str(exc)) from exc
+                if exc.code == "no-change":
+                    return
+                raise
 
     return handle
 

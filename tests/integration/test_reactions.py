@@ -123,29 +123,75 @@ def test_admission_recognition_and_transfers_become_member_events_once(
     assert len(reg.events(f"member-{member_id}")) == 6
 
 
+def reactions_consumer(reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str,
+                       topic_names: dict[str, str]) -> EventConsumer:
+    c = EventConsumer(ConsumerSettings(name="reactions", database_url=database_url, schema=schema,
+                                       bootstrap_servers=bootstrap_servers, topics=tuple(topic_names.values()),
+                                       lease_ttl_s=5),
+                      registry_main.reaction_handler(reg.registry),
+                      catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE])
+    c.retry_interval_s = 0.1
+    assert c.lease.acquire()
+    return c
+
+
 def test_a_fact_the_rules_refuse_is_dead_lettered_and_writes_nothing(
     reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     topic_names = {"admissions": f"test.admissions.{suffix}", "transfers": f"test.transfers.{suffix}"}
     facts = Publisher(bootstrap_servers, topic_names)
-    unknown_member = str(uuid.uuid4())
+    city = reg.unit("city_committee")
+    cell = reg.unit("grassroots_cell", reg.unit("commune_committee", city))
+    official = reg.member(cell, status="official")
     facts.publish("admissions", str(uuid.uuid4()), admissions_v1.MemberRecognizedAsOfficial(
-        application_id=str(uuid.uuid4()), member_id=unknown_member, official_on=dt.date(2026, 5, 19),
+        application_id=str(uuid.uuid4()), member_id=official, official_on=dt.date(2026, 5, 19),
         decision_ref="QĐ 11"))
-    c = EventConsumer(ConsumerSettings(name="reactions", database_url=database_url, schema=schema,
-                                       bootstrap_servers=bootstrap_servers, topics=tuple(topic_names.values()),
-                                       lease_ttl_s=5),
-                      registry_main.reaction_handler(reg.registry),
-                      catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE])
-    assert c.lease.acquire()
+    c = reactions_consumer(reg, database_url, schema, bootstrap_servers, topic_names)
 
     def dead_letters() -> int:
         with reg.registry.pool.connection() as conn:
-            row = conn.execute("SELECT count(*) FROM consumer_dead_letters WHERE error LIKE %s",
-                               ("%member-not-found%",)).fetchone()
+            row = conn.execute("SELECT count(*) FROM consumer_dead_letters WHERE error LIKE %s AND NOT retryable",
+                               ("%not-probationary%",)).fetchone()
         return int(row[0]) if row else 0
 
     wait_until(lambda: c.poll_once() >= 0 and dead_letters() == 1, interval_s=0, message="dead letter")
     c.close()
-    assert reg.events(f"member-{unknown_member}") == []
+    assert [e.type for e in reg.events(f"member-{official}")] == ["MemberEnrolled"]
+
+
+def test_a_transfer_heard_before_the_admission_waits_for_it(
+    reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    topic_names = {"admissions": f"test.admissions.{suffix}", "transfers": f"test.transfers.{suffix}"}
+    facts = Publisher(bootstrap_servers, topic_names)
+    city = reg.unit("city_committee")
+    ward = reg.unit("commune_committee", city)
+    cell, other = reg.unit("grassroots_cell", ward), reg.unit("grassroots_cell", ward)
+    member_id, transfer, application = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    facts.publish("transfers", transfer, transfers_v1.MembershipTransferred(
+        transfer_id=transfer, member_id=member_id, kind="official", from_unit_id=cell, to_unit_id=other,
+        received_on=dt.date(2026, 10, 1)))
+    facts.publish("transfers", transfer, transfers_v1.TemporaryTransferEnded(
+        transfer_id=transfer, member_id=member_id, ended_on=dt.date(2026, 10, 2)))
+    c = reactions_consumer(reg, database_url, schema, bootstrap_servers, topic_names)
+    for _ in range(20):
+        c.poll_once()
+    assert reg.events(f"member-{member_id}") == [], "the transfer waits for its member"
+    facts.publish("admissions", application, admissions_v1.MemberAdmitted(
+        application_id=application, member_id=member_id, full_name="Hà Thị Thu", gender="female",
+        birth_date=dt.date(1995, 1, 1), citizen_id=f"{uuid.uuid4().int % 10**12:012d}", unit_id=cell,
+        decision_date=dt.date(2025, 5, 1), decision_ref="QĐ 10", ceremony_date=dt.date(2025, 5, 19),
+        probation_ends_on=dt.date(2026, 5, 19)))
+    wait_until(lambda: c.poll_once() >= 0 and len(reg.events(f"member-{member_id}")) >= 2, interval_s=0.05,
+               message="the waiting transfer applied")
+    for _ in range(10):
+        c.poll_once()
+    c.close()
+    assert [e.type for e in reg.events(f"member-{member_id}")] == ["MemberEnrolled", "MemberUnitChanged"]
+    assert reg.member_state(member_id).unit_id == other
+    with reg.registry.pool.connection() as conn:
+        left = conn.execute("SELECT count(*) FROM consumer_dead_letters").fetchone()
+        parked = conn.execute("SELECT count(*) FROM consumer_parked").fetchone()
+    assert left == (0,) and parked == (0,), "the fact that ends nothing is a no-op, not a dead letter"
