@@ -144,18 +144,19 @@ def test_relay_killed_mid_batch_and_restarted_loses_nothing(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
 ) -> None:
     keys = [str(uuid.uuid4()) for _ in range(50)]
-    for version in range(1, 41):
+    versions = 80
+    for version in range(1, versions + 1):
         with store.transaction() as tx:
             for key in keys:
                 tx.append(stream_id=f"unit-{key}", expected_version=version - 1, events=[event(version)],
                           metadata=metadata(), command_event_count=len(keys))
-    total = len(keys) * 40
+    total = len(keys) * versions
     argv = [sys.executable, "-m", "tests.support.relay_process", database_url, schema, topic, bootstrap_servers,
-            "300"]
+            "100"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(argv, cwd=ROOT, env=env)
     try:
-        wait_until(lambda: outbox_size(store) < total - 300, timeout_s=60, interval_s=0.005,
+        wait_until(lambda: outbox_size(store) < total - 100, timeout_s=120, interval_s=0.002,
                    message="the first relay to publish a batch")
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -171,8 +172,8 @@ def test_relay_killed_mid_batch_and_restarted_loses_nothing(
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=20)
     records = read_topic(bootstrap_servers, topic, expect_at_least=total)
-    assert {(r.key, r.version) for r in records} == {(k, v) for k in keys for v in range(1, 41)}
-    assert apply_like_a_consumer(records) == dict.fromkeys(keys, 40)
+    assert {(r.key, r.version) for r in records} == {(k, v) for k in keys for v in range(1, versions + 1)}
+    assert apply_like_a_consumer(records) == dict.fromkeys(keys, versions)
 
 
 def test_a_stalled_relay_cannot_mark_rows_after_a_takeover(
