@@ -46,8 +46,11 @@ def projector(settings: ServiceSettings) -> EventConsumer:
 
 
 def run_projector(settings: ServiceSettings, stop: threading.Event) -> None:
+    from gateway.projections.members import ANNOUNCE_CHANGES
+
     setup_telemetry(f"{SERVICE}-projector")
     migrate_gateway(settings)
+    ANNOUNCE_CHANGES.set(True)
     projector(settings).run(stop)
 
 

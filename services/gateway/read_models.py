@@ -215,10 +215,13 @@ class ReadModels:
             conditions.append("m.status = ANY(%(statuses)s)")
             column = "m.unit_id"
             params["statuses"] = (active + left) or ["none"]
+        # Hosted members are found where they are hosted; everyone else where their official cell is.
+        place = "m.host_unit_id" if "hosted" in flags and not as_of else column
         if unit_filter:
-            conditions.append(f"{column} " + unit_filter.removeprefix("unit_id "))
+            conditions.append(f"{place} " + unit_filter.removeprefix("unit_id "))
         if scope_roots is not None:
-            conditions.append(f"{column} IN (SELECT unit_id FROM scope_tree)")
+            conditions.append(f"({column} IN (SELECT unit_id FROM scope_tree)"
+                              f" OR {place} IN (SELECT unit_id FROM scope_tree))")
         for flag in flags:
             conditions.append({"exempted": "m.exempted", "on_screening_list": "m.on_screening_list",
                                "temporarily_away": "m.host_unit_id IS NOT NULL",

@@ -106,7 +106,7 @@ people AS (SELECT c.member_id, c.status FROM c WHERE EXISTS (
 BIEU_5 = f"""
 WITH RECURSIVE {tree('t_close', 'closing')}
 SELECT v.kind, count(*) AS n FROM unit_versions v WHERE v.unit_id IN (SELECT unit_id FROM t_close)
- AND v.valid_from <= %(closing)s AND %(closing)s < v.valid_to GROUP BY 1
+ AND v.valid_from <= %(closing)s AND %(closing)s < v.valid_to AND v.status = 'active' GROUP BY 1
 """
 
 

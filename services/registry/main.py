@@ -12,9 +12,9 @@ from psycopg_pool import ConnectionPool
 from contracts import topics
 from registry.adapters import http_api, queries, read_views
 from registry.adapters.imports_runner import ImportRunner, import_from_command_line
-from registry.application.handlers import OutsideScope, RegistryCommands
+from registry.application.handlers import OutsideScope, RegistryCommands, Scope, authorize
 from registry.domain.errors import DomainError
-from servicekit.auth import TokenVerifier
+from servicekit.auth import Actor, TokenVerifier
 from servicekit.commands import CommandBus, UnitOfWork
 from servicekit.database import CONSUMER_SCHEMA_DDL, KIT_SCHEMA_DDL, connect_pool, migrate
 from servicekit.http import AppParts, ProblemError, ReadinessCheck, create_app
@@ -44,6 +44,10 @@ class Registry:
     def unit_id_by_code(self, code: str) -> str | None:
         with self.pool.connection() as conn:
             return read_views.PostgresRegistryViews(conn).unit_id_by_code(code)
+
+    def check_scope(self, actor: Actor, unit_id: str) -> None:
+        with self.pool.connection() as conn:
+            authorize(read_views.PostgresRegistryViews(conn), Scope(actor.unit_code), unit_id)
 
 
 def views_for(uow: UnitOfWork) -> read_views.PostgresRegistryViews:
@@ -83,7 +87,7 @@ def http_app(registry: Any, verifier: TokenVerifier, readiness: dict[str, Readin
     routers = [http_api.build_router(registry.bus, registry.commands, registry.unit_id_by_code,
                                      getattr(registry, "imports", None) or _OfflineImports())]
     if registry.store is not None:
-        routers.append(queries.build_router(registry.store))
+        routers.append(queries.build_router(registry.store, registry.check_scope))
     return create_app(AppParts(
         title="Party register: registry",
         version="1.0.0",
@@ -105,6 +109,9 @@ class _Offline:
     store: Any
 
     def unit_id_by_code(self, code: str) -> str | None:
+        return None
+
+    def check_scope(self, actor: Actor, unit_id: str) -> None:
         return None
 
 

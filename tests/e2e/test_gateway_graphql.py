@@ -130,6 +130,8 @@ def test_biểu_1_reconciles_and_counts_moves_and_exits(system: RunningSystem) -
             == b1["closing"]["thisPeriod"])
     decreases = {d["category"]: d["figure"]["thisPeriod"] for d in b1["decreases"]}
     assert decreases == {"struck_off": 1, "moved_out": 2}
+    kinds = {b["category"]: b["figure"]["thisPeriod"] for b in stats["bieu5"] if b["figure"]["thisPeriod"]}
+    assert kinds == {"commune_committee": 1}, "the merged cell no longer counts as an organization"
     city_stats = gql(admin, """query($u: ID!) { statistics(unitId: $u, asOf: "2026-06-30") { bieu1 {
         opening { thisPeriod } closing { thisPeriod } decreases { category } } } }""", u=city["id"])["statistics"]
     assert city_stats["bieu1"]["closing"]["thisPeriod"] == 2, "moves inside the city are no decrease for it"
@@ -180,6 +182,8 @@ def test_limits_and_errors_carry_codes(system: RunningSystem) -> None:
     deep = "{ organizationUnit(code: \"x\") { " + "parent { " * 12 + "id" + " }" * 12 + " } }"
     body = admin.graphql(deep).json()
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_DEEP"
+    assert admin.graphql("{ nope }").json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     too_big = admin.graphql("{ organizationUnits(first: 5000) { totalCount } }").json()
     assert too_big["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     refused = admin.graphql("""mutation { establishUnit(input: {code: "x", name: "y", kind: CELL,

@@ -61,6 +61,9 @@ def test_a_clerk_of_one_ward_cannot_touch_another_ward(system: RunningSystem) ->
     reader = client(system, "reader", ids["codes"]["x"])
     record = reader.get(f"/members/{mine.json()['id']}")
     assert record.status_code == 200 and record.json()["citizen_id"] is None, "PII masked for readers"
+    assert clerk_x.get(f"/members/{other}").status_code == 403, "reads are scoped too"
+    assert clerk_x.get(f"/units/{ids['y']}").status_code == 403
+    assert clerk_x.get(f"/units/{ids['y']}/history").status_code == 403
 
 
 def test_member_commands_answer_with_version_and_codes(system: RunningSystem) -> None:

@@ -106,7 +106,7 @@ class Member(Node):
     def occupation(self) -> str | None:
         return self.row["occupation"]  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(description="TEMPORARILY_AWAY from the official cell and HOSTED by another go together")
     def flags(self) -> list[MemberFlag]:
         flags = []
         if self.row["exempted"]:
@@ -114,7 +114,7 @@ class Member(Node):
         if self.row["on_screening_list"]:
             flags.append(MemberFlag.ON_SCREENING_LIST)
         if self.row["host_unit_id"]:
-            flags.append(MemberFlag.TEMPORARILY_AWAY)
+            flags += [MemberFlag.TEMPORARILY_AWAY, MemberFlag.HOSTED]
         return flags
 
     @strawberry.field(description="Whole years from the admission decision, minus periods outside the Party")

@@ -49,7 +49,31 @@ LIMITS: list[Any] = [
     MaskErrors(should_mask_error=_internal, error_message="Internal error"),
 ]
 
-schema = strawberry.Schema(
+def _code_for(error: GraphQLError) -> str:
+    message = error.message.lower()
+    if "depth" in message:
+        return "QUERY_TOO_DEEP"
+    if "alias" in message:
+        return "TOO_MANY_ALIASES"
+    if "token" in message:
+        return "TOO_MANY_TOKENS"
+    if error.original_error is None:
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "INTERNAL_SERVER_ERROR"
+
+
+class CodedSchema(strawberry.Schema):
+    """Every error leaves with a machine code in `extensions.code`, including parse, validation and limit
+    refusals that GraphQL itself raises without one."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
+        super().process_errors(errors, execution_context)
+
+
+schema = CodedSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -117,14 +117,23 @@ class Subscription:
         with feed.subscribe() as queue:
             while True:
                 change = await queue.get()
-                units = {u for u in (change.get("from_unit_id"), change.get("to_unit_id")) if u}
-                inside = await info.context.read_models.fetch(
-                    TREE_AT + "SELECT count(*) AS n FROM tree WHERE unit_id = ANY(%(units)s::uuid[])",
-                    {"roots": [root], "day": today(), "units": list(units)})
-                if not inside[0]["n"]:
+                units = [u for u in (change.get("from_unit_id"), change.get("to_unit_id")) if u]
+                inside = {str(r["unit_id"]) for r in await info.context.read_models.fetch(
+                    TREE_AT + "SELECT unit_id FROM tree WHERE unit_id = ANY(%(units)s::uuid[])",
+                    {"roots": [root], "day": today(), "units": units})}
+                if not inside:
                     continue
+                kind = ChangeKind(change["change"])
+                if kind is ChangeKind.MOVED:
+                    # Seen from the subtree, a move across its border is an arrival or a departure.
+                    came_from_inside = change.get("from_unit_id") in inside
+                    went_inside = change.get("to_unit_id") in inside
+                    if came_from_inside and not went_inside:
+                        kind = ChangeKind.LEFT
+                    elif went_inside and not came_from_inside:
+                        kind = ChangeKind.JOINED
                 yield MemberChange(
-                    member_id=strawberry.ID(change["member_id"]), change=ChangeKind(change["change"]),
+                    member_id=strawberry.ID(change["member_id"]), change=kind,
                     from_unit_id=strawberry.ID(change["from_unit_id"]) if change.get("from_unit_id") else None,
                     to_unit_id=strawberry.ID(change["to_unit_id"]) if change.get("to_unit_id") else None,
                     effective_on=dt.date.fromisoformat(change["effective_on"]))

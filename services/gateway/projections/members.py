@@ -3,6 +3,7 @@ per-unit counts kept incrementally (subtree roll-ups sum them over the tree)."""
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 from collections import Counter
@@ -229,7 +230,7 @@ def apply_member_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
                             "MemberDied", "MemberTransferredOut", "MemberReadmitted"):
         _rewrite_intervals(conn, member_id)
     change = membership_change(old, new)
-    if change is not None:
+    if change is not None and ANNOUNCE_CHANGES.get():
         # Delivered at commit to every gateway process (each LISTENs), whichever projector applied it.
         conn.execute("SELECT pg_notify(%s, %s)", (MEMBER_CHANGES_CHANNEL, json.dumps(
             {"member_id": member_id, "change": change, "from_unit_id": old and str(old["unit_id"]),
@@ -237,6 +238,8 @@ def apply_member_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
 
 
 MEMBER_CHANGES_CHANNEL = "gateway_member_changes"
+# Only the live projector announces changes; a rebuild or a test consumer applies history silently.
+ANNOUNCE_CHANGES: contextvars.ContextVar[bool] = contextvars.ContextVar("announce_changes", default=False)
 
 
 def membership_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:

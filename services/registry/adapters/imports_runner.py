@@ -26,6 +26,7 @@ from registry.adapters.roll_files import UnreadableFile, read_rows
 from registry.application.handlers import CARD_NUMBER_SCOPE, CITIZEN_ID_SCOPE, UNIT, RegistryCommands, today
 from registry.application.imports import RowError, map_header, validate_rows
 from registry.domain import units
+from registry.domain.errors import DomainError
 from servicekit.commands import CommandBus, CommandContext
 from servicekit.pgstore import PostgresTransaction
 
@@ -155,9 +156,12 @@ class ImportRunner:
         rows = validated.rows
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
-            result = self.bus.execute(
-                CommandContext(actor=actor, correlation_id=uuid.UUID(import_id)),
-                self.commands.import_chunk(import_id, chunk))
+            try:
+                result = self.bus.execute(
+                    CommandContext(actor=actor, correlation_id=uuid.UUID(import_id)),
+                    self.commands.import_chunk(import_id, chunk))
+            except DomainError as exc:
+                return self._stopped_while_writing(import_id, chunk[0].row, exc, written, skipped)
             written += int(result.details["written"])
             skipped += int(result.details["skipped"])
             self._update(import_id, written=written, skipped=skipped)
@@ -235,7 +239,9 @@ class ImportRunner:
                         continue
                     kind, written, skipped, done = pipe.recv()
                     if kind == "failed":
-                        raise RuntimeError(f"import worker failed: {written}")
+                        self._finish(import_id, "rejected", errors=[RowError(0, "file", "write-failed", str(written))],
+                                     written=sum(t[0] for t in totals), skipped=sum(t[1] for t in totals))
+                        return self._report_or_fail(import_id)
                     totals[index] = [written, skipped, done]
                     if kind == "done":
                         running.discard(index)
@@ -250,6 +256,14 @@ class ImportRunner:
                 process.join(timeout=30)
                 if process.is_alive():
                     process.kill()
+
+    def _stopped_while_writing(self, import_id: str, first_row: int, exc: DomainError, written: int,
+                               skipped: int) -> ImportReport:
+        """A rule that only the write could see (a card number taken meanwhile) stops the import; the chunks
+        before it stay written, and running the same file again resumes after them."""
+        error = RowError(first_row, exc.field or "file", exc.code, f"writing stopped at the chunk from this row: {exc}")
+        self._finish(import_id, "rejected", errors=[error], written=written, skipped=skipped)
+        return self._report_or_fail(import_id)
 
     def _validate(self, path: Path, progress: Callable[[int], Any]) -> Any:
         with self.pool.connection() as conn:
