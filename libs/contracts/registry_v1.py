@@ -209,14 +209,15 @@ class MemberRecognizedAsOfficial:
 
 @dataclass(frozen=True)
 class PartyCardIssued:
-    """A party card: on recognition, reissue after loss, exchange when damaged or in the 2025 exchange."""
+    """A party card: on recognition, a first card for an official member enrolled without one, a reissue after
+    loss, an exchange when damaged or in the 2025 exchange."""
 
     event_type: ClassVar[str] = "PartyCardIssued"
     schema_version: ClassVar[int] = 1
     member_id: str
     card_number: str
     issued_on: dt.date
-    reason: Literal["recognition", "reissue_lost", "exchange_damaged", "exchange_2025", "existing"]
+    reason: Literal["recognition", "first_issue", "reissue_lost", "exchange_damaged", "exchange_2025", "existing"]
     generation: int = 1
     previous_card_number: str | None = None
 

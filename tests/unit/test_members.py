@@ -364,12 +364,21 @@ def test_a_card_is_reissued_in_the_same_generation(reason: str) -> None:
                                              previous_card_number="01000123")
 
 
-def test_an_official_member_without_a_card_gets_a_card_of_the_current_model() -> None:
-    [event] = issue(replace(OFFICIAL, card_number=None, card_generation=0), "exchange_damaged")
+def test_an_official_member_without_a_card_gets_a_first_card_of_the_current_model() -> None:
+    [event] = issue(replace(OFFICIAL, card_number=None, card_generation=0), "first_issue")
     assert event.generation == 2025 and event.previous_card_number is None
-    [early] = issue(replace(OFFICIAL, card_number=None, card_generation=0), "exchange_damaged",
+    [early] = issue(replace(OFFICIAL, card_number=None, card_generation=0), "first_issue",
                     issued_on=dt.date(2020, 1, 1))
     assert early.generation == 1
+
+
+def test_a_first_card_is_not_issued_twice_and_a_missing_card_is_not_reissued() -> None:
+    with pytest.raises(Conflict) as twice:
+        issue(OFFICIAL, "first_issue")
+    assert twice.value.code == "card-already-held"
+    with pytest.raises(Conflict) as nothing:
+        issue(replace(OFFICIAL, card_number=None, card_generation=0), "reissue_lost")
+    assert nothing.value.code == "no-card-held"
 
 
 def test_the_2025_exchange_sets_the_generation_and_happens_once() -> None:

@@ -193,6 +193,8 @@ async def member_connection(info: Info[GatewayContext, None], *, unit_id: uuid.U
 
     size = page_size(first)
     check_cursor(after)
+    if order_by is MemberOrder.BIRTH_DATE and not info.context.pii:
+        raise BadUserInput("ordering by birth date needs pii:read", field="orderBy")
     page = await info.context.read_models.member_page(
         scope=info.context.scope, unit_id=unit_id, include_descendants=include_descendants,
         statuses=[s.value for s in status] if status else None, flags=[f.value for f in flags or []],

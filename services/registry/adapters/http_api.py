@@ -207,12 +207,13 @@ class ExemptionRequest(BaseModel):
 
 
 class EffectiveOn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"effective_on": "2026-03-01"}]})
     effective_on: dt.date
 
 
 class ScreeningRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"effective_on": "2026-01-15", "reason": "2 năm liền không hoàn thành nhiệm vụ"}]})
     effective_on: dt.date
     reason: str = Field(min_length=1, max_length=500)
 
@@ -231,19 +232,22 @@ class LeaveRequest(BaseModel):
 
 
 class DeathRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"died_on": "2026-02-14"}]})
     died_on: dt.date
 
 
 class ReadmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"readmitted_on": "2026-06-01", "unit_id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
+         "decision_ref": "QĐ 88-QĐ/TU"}]})
     readmitted_on: dt.date
     unit_id: uuid.UUID
     decision_ref: str = Field(min_length=1, max_length=200)
 
 
 class RecognitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"official_on": "2026-05-19", "decision_ref": "QĐ 11-QĐ/ĐU"}]})
     official_on: dt.date
     decision_ref: str | None = None
 
@@ -251,7 +255,7 @@ class RecognitionRequest(BaseModel):
 class CardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "exchange_2025", "issued_on": "2025-09-02"}]})
-    reason: Literal["reissue_lost", "exchange_damaged", "exchange_2025"]
+    reason: Literal["first_issue", "reissue_lost", "exchange_damaged", "exchange_2025"]
     card_number: str | None = Field(default=None, pattern=r"^01\d{6}$",
                                     description="Omit to take the next number of the allocated range")
     issued_on: dt.date | None = None

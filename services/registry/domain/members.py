@@ -221,9 +221,14 @@ def issue_card(member: Member, *, reason: str, card_number: str, issued_on: dt.d
     _require(member)
     if member.status != "official":
         raise Conflict("only official members hold a party card", code="card-for-official-only")
-    if reason not in ("reissue_lost", "exchange_damaged", "exchange_2025"):
-        raise DomainError("reason is reissue_lost, exchange_damaged or exchange_2025", code="card-reason-invalid",
-                          field="reason")
+    if reason not in ("first_issue", "reissue_lost", "exchange_damaged", "exchange_2025"):
+        raise DomainError("reason is first_issue, reissue_lost, exchange_damaged or exchange_2025",
+                          code="card-reason-invalid", field="reason")
+    if reason == "first_issue" and member.card_number:
+        raise Conflict("the member already holds a card", code="card-already-held", field="reason")
+    if reason in ("reissue_lost", "exchange_damaged") and not member.card_number:
+        raise Conflict("there is no card to reissue or exchange: issue a first card", code="no-card-held",
+                       field="reason")
     if not CARD_NUMBER.match(card_number):
         raise DomainError(f"a card number is {CARD_PROVINCE_CODE} and 6 digits", code="card-number-invalid",
                           field="card_number")
