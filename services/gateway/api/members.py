@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from gateway.api.common import Node, PageInfo, check_cursor, page_size, parse_id, require_id, today
 from gateway.api.context import GatewayContext
+from gateway.api.errors import BadUserInput
 
 if TYPE_CHECKING:
     from gateway.api.units import OrganizationUnit
