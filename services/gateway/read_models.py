@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -31,6 +32,11 @@ MEMBER_COLUMNS = ("m.member_id, m.full_name, m.gender, m.birth_date, m.citizen_i
                   "m.ethnicity, m.religion, m.education, m.occupation, m.phone, m.address, m.left_on, m.leave_reason, "
                   "m.version")
 
+
+
+def vietnam_today() -> dt.date:
+    """Dates mean Asia/Ho_Chi_Minh days (ARCHITECTURE.md §9.7), whatever the server's zone."""
+    return dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
 
 @dataclass(frozen=True)
 class UnitRow:
@@ -183,7 +189,7 @@ class ReadModels:
     async def member_page(self, *, scope: Scope, unit_id: uuid.UUID | None, include_descendants: bool,
                           statuses: list[str] | None, flags: list[str], search: str | None, day: dt.date | None,
                           order: str, first: int, after: str | None) -> Page:
-        today = dt.date.today()
+        today = vietnam_today()
         as_of = day is not None and day != today
         effective_day = day or today
         roots: list[uuid.UUID] | None = [unit_id] if unit_id is not None else None
@@ -254,7 +260,7 @@ class ReadModels:
             " ORDER BY seq", (member_id,))
 
     async def member_in_scope(self, scope: Scope, unit_id: uuid.UUID) -> bool:
-        allowed = await self.units_in_scope(scope, dt.date.today())
+        allowed = await self.units_in_scope(scope, vietnam_today())
         return allowed is None or unit_id in allowed
 
     async def command_applied(self, *, consumer: str, command_id: uuid.UUID, event_count: int) -> bool:

@@ -50,9 +50,9 @@ def require_id(value: str, field: str) -> uuid.UUID:
 
 
 def today() -> dt.date:
-    from zoneinfo import ZoneInfo
+    from gateway.read_models import vietnam_today
 
-    return dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    return vietnam_today()
 
 
 def check_cursor(after: str | None) -> None:

@@ -11,7 +11,7 @@ from fastapi import Request, WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from gateway.read_models import ReadModels, Scope, UnitRow
+from gateway.read_models import ReadModels, Scope, UnitRow, vietnam_today
 from servicekit.auth import Actor, AuthenticationError
 
 
@@ -46,7 +46,7 @@ class GatewayContext(BaseContext):
             return True
         if unit_id is None:
             return False
-        day = day or dt.date.today()
+        day = day or vietnam_today()
         if day not in self._scopes:
             self._scopes[day] = await self.read_models.units_in_scope(self.scope, day)
         allowed = self._scopes[day]
