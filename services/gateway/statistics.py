@@ -1,9 +1,10 @@
 """The central statistics forms computed from the registry's facts for any subtree and date.
 
-Biểu 1 compares who counted in the subtree at the opening and at the closing of the period (by the hierarchy
-valid on each day), so it reconciles by construction: opening + increases − decreases = closing. Moves between
-units inside the subtree change neither set; a member who moved in or out of the subtree (a transfer or a
-reorganization) is counted as such, apart from admissions and exits.
+Biểu 1 counts gross flows: every time a member's membership entered or left the subtree during the period
+(by the hierarchy valid on each day), classified by the fact of that day — an admission, a re-admission, an
+arrival from another province, an exit, a move by transfer or reorganization, or (with no member fact) a unit
+re-attached across the subtree's border. It reconciles by construction: opening + increases − decreases =
+closing. Moves between units inside the subtree are neither.
 """
 
 from __future__ import annotations
@@ -29,40 +30,62 @@ def members_at(name: str, tree_name: str, day: str) -> str:
             f" AND %({day})s < i.valid_to AND i.unit_id IN (SELECT unit_id FROM {tree_name}))")
 
 
-INCREASE = """
+# Periods during which each unit lay inside the subtree (the hierarchy changes over time), and the pieces of
+# membership intervals that fall inside them.
+PIECES = """
+WITH RECURSIVE sub(unit_id, lo, hi) AS (
+    SELECT unit_id, valid_from, valid_to FROM unit_versions WHERE unit_id = %(root)s
+    UNION ALL
+    SELECT v.unit_id, greatest(v.valid_from, s.lo), least(v.valid_to, s.hi)
+      FROM unit_versions v JOIN sub s ON v.parent_id = s.unit_id
+     WHERE v.valid_from < s.hi AND s.lo < v.valid_to
+),
+pieces AS (
+    SELECT i.member_id, greatest(i.valid_from, s.lo) AS lo, least(i.valid_to, s.hi) AS hi
+      FROM member_intervals i JOIN sub s ON i.unit_id = s.unit_id
+     WHERE i.valid_from < s.hi AND s.lo < i.valid_to AND i.valid_from <= %(closing)s AND %(opening)s < i.valid_to
+)
+"""
+
+ENTRY = """
 CASE
   WHEN f.event_type = 'MemberReadmitted' THEN 'readmitted'
   WHEN f.event_type = 'MemberEnrolled' AND f.data->>'source' = 'admission' THEN 'admitted'
   WHEN f.event_type = 'MemberEnrolled' AND f.data->>'source' = 'incoming_transfer' THEN 'transferred_in_other_province'
   WHEN f.event_type = 'MemberEnrolled' THEN 'enrolled_existing'
-  ELSE 'moved_in'
+  WHEN f.event_type = 'MemberUnitChanged' THEN 'moved_in'
+  ELSE 'reorganized_in'
 END"""
 
-DECREASE = """
+EXIT = """
 CASE
   WHEN f.event_type = 'MemberLeftParty' THEN f.data->>'reason'
   WHEN f.event_type = 'MemberDied' THEN 'deceased'
   WHEN f.event_type = 'MemberTransferredOut' THEN 'transferred_out_other_province'
-  ELSE 'moved_out'
+  WHEN f.event_type = 'MemberUnitChanged' THEN 'moved_out'
+  ELSE 'reorganized_out'
 END"""
 
-BIEU_1 = f"""
-WITH RECURSIVE {tree('t_open', 'opening')}, {tree('t_close', 'closing')},
-{members_at('o', 't_open', 'opening')}, {members_at('c', 't_close', 'closing')},
-inc AS (SELECT member_id FROM c EXCEPT SELECT member_id FROM o),
-dec AS (SELECT member_id FROM o EXCEPT SELECT member_id FROM c)
-SELECT 'opening' AS direction, 'total' AS category, count(*) AS n FROM o
-UNION ALL SELECT 'closing', 'total', count(*) FROM c
-UNION ALL SELECT 'increase', coalesce(x.category, 'moved_in'), count(*) FROM inc LEFT JOIN LATERAL (
-    SELECT {INCREASE} AS category FROM member_facts f WHERE f.member_id = inc.member_id
-     AND f.effective_on > %(opening)s AND f.effective_on <= %(closing)s
-     AND f.event_type IN ('MemberEnrolled', 'MemberReadmitted')
-     ORDER BY f.effective_on DESC, f.seq DESC LIMIT 1) x ON true GROUP BY 2
-UNION ALL SELECT 'decrease', coalesce(x.category, 'moved_out'), count(*) FROM dec LEFT JOIN LATERAL (
-    SELECT {DECREASE} AS category FROM member_facts f WHERE f.member_id = dec.member_id
-     AND f.effective_on > %(opening)s AND f.effective_on <= %(closing)s
-     AND f.event_type IN ('MemberLeftParty', 'MemberDied', 'MemberTransferredOut')
-     ORDER BY f.effective_on DESC, f.seq DESC LIMIT 1) x ON true GROUP BY 2
+# Gross flows: every piece that begins inside the period without continuing another is an entry, every piece
+# that ends inside it without being continued is an exit; so opening + entries - exits = closing exactly.
+BIEU_1 = PIECES + f"""
+SELECT 'opening' AS direction, 'total' AS category, count(DISTINCT member_id) AS n FROM pieces
+ WHERE lo <= %(opening)s AND %(opening)s < hi
+UNION ALL SELECT 'closing', 'total', count(DISTINCT member_id) FROM pieces WHERE lo <= %(closing)s AND %(closing)s < hi
+UNION ALL SELECT 'increase', coalesce(x.category, 'reorganized_in'), count(*) FROM pieces p LEFT JOIN LATERAL (
+    SELECT {ENTRY} AS category FROM member_facts f WHERE f.member_id = p.member_id AND f.effective_on = p.lo
+     AND f.event_type IN ('MemberEnrolled', 'MemberReadmitted', 'MemberUnitChanged')
+     ORDER BY f.seq DESC LIMIT 1) x ON true
+ WHERE p.lo > %(opening)s AND p.lo <= %(closing)s
+   AND NOT EXISTS (SELECT 1 FROM pieces q WHERE q.member_id = p.member_id AND q.hi = p.lo)
+ GROUP BY 2
+UNION ALL SELECT 'decrease', coalesce(x.category, 'reorganized_out'), count(*) FROM pieces p LEFT JOIN LATERAL (
+    SELECT {EXIT} AS category FROM member_facts f WHERE f.member_id = p.member_id AND f.effective_on = p.hi
+     AND f.event_type IN ('MemberLeftParty', 'MemberDied', 'MemberTransferredOut', 'MemberUnitChanged')
+     ORDER BY f.seq DESC LIMIT 1) x ON true
+ WHERE p.hi > %(opening)s AND p.hi <= %(closing)s
+   AND NOT EXISTS (SELECT 1 FROM pieces q WHERE q.member_id = p.member_id AND q.lo = p.hi)
+ GROUP BY 2
 """
 
 AGE_BAND = """

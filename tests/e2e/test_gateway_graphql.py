@@ -112,6 +112,9 @@ def test_biểu_1_reconciles_and_counts_moves_and_exits(system: RunningSystem) -
     other = establish(admin, "grassroots_cell", establish(admin, "commune_committee", city["id"], on="2000-01-01")[
         "id"], on="2000-01-01")
     stays, leaves, moves = (enrol(admin, cell["id"], since="2019-01-01") for _ in range(3))
+    transient = enrol(admin, cell["id"], since="2026-01-15")
+    mutate(admin, """mutation($m: ID!) { recordDeath(memberId: $m, diedOn: "2026-02-10", waitForProjection: true) {
+        id projected } }""", m=transient)
     mutate(admin, """mutation($m: ID!) { recordLeaving(memberId: $m, reason: "struck_off", decidedOn: "2026-02-01",
         decisionRef: "QĐ 1", waitForProjection: true) { id projected } }""", m=leaves)
     mutate(admin, """mutation($u: [ID!]!, $t: ID!) { mergeUnits(sourceIds: $u, targetId: $t, effectiveOn: "2026-03-01",
@@ -120,7 +123,8 @@ def test_biểu_1_reconciles_and_counts_moves_and_exits(system: RunningSystem) -
     stats = gql(admin, """query($u: ID!) { statistics(unitId: $u, asOf: "2026-06-30") {
         period { start end }
         bieu1 { opening { thisPeriod } closing { thisPeriod } totalIncrease { thisPeriod }
-                totalDecrease { thisPeriod } decreases { category figure { thisPeriod } } }
+                totalDecrease { thisPeriod } decreases { category figure { thisPeriod } }
+                increases { category figure { thisPeriod } } }
         bieu3 { dimension value figure { thisPeriod sameperiodlastyear: samePeriodLastYear } }
         bieu5 { category figure { thisPeriod } } } }""", u=ward["id"])["statistics"]
     b1 = stats["bieu1"]
@@ -128,14 +132,16 @@ def test_biểu_1_reconciles_and_counts_moves_and_exits(system: RunningSystem) -
     assert b1["closing"]["thisPeriod"] == 0
     assert (b1["opening"]["thisPeriod"] + b1["totalIncrease"]["thisPeriod"] - b1["totalDecrease"]["thisPeriod"]
             == b1["closing"]["thisPeriod"])
-    decreases = {d["category"]: d["figure"]["thisPeriod"] for d in b1["decreases"]}
-    assert decreases == {"struck_off": 1, "moved_out": 2}
+    decreases = {d["category"]: d["figure"]["thisPeriod"] for d in b1["decreases"] if d["figure"]["thisPeriod"]}
+    assert decreases == {"struck_off": 1, "moved_out": 2, "deceased": 1}, "gross: who came and went counts too"
+    increases = {d["category"]: d["figure"]["thisPeriod"] for d in b1["increases"] if d["figure"]["thisPeriod"]}
+    assert increases == {"enrolled_existing": 1}
     kinds = {b["category"]: b["figure"]["thisPeriod"] for b in stats["bieu5"] if b["figure"]["thisPeriod"]}
     assert kinds == {"commune_committee": 1}, "the merged cell no longer counts as an organization"
     city_stats = gql(admin, """query($u: ID!) { statistics(unitId: $u, asOf: "2026-06-30") { bieu1 {
         opening { thisPeriod } closing { thisPeriod } decreases { category } } } }""", u=city["id"])["statistics"]
     assert city_stats["bieu1"]["closing"]["thisPeriod"] == 2, "moves inside the city are no decrease for it"
-    assert [d["category"] for d in city_stats["bieu1"]["decreases"]] == ["struck_off"]
+    assert sorted(d["category"] for d in city_stats["bieu1"]["decreases"]) == ["deceased", "struck_off"]
 
 
 def test_a_ward_reader_reaches_nothing_outside_its_ward_and_sees_no_personal_data(system: RunningSystem) -> None:
