@@ -51,21 +51,31 @@ class Publisher:
                            headers=envelope.to_headers()).get(timeout=10)
 
 
+def reactions_consumer(reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str,
+                       topic_names: dict[str, str]) -> EventConsumer:
+    c = EventConsumer(ConsumerSettings(name="reactions", database_url=database_url, schema=schema,
+                                       bootstrap_servers=bootstrap_servers, topics=tuple(topic_names.values()),
+                                       lease_ttl_s=5),
+                      registry_main.reaction_handler(reg.registry),
+                      catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE])
+    c.retry_interval_s = 0.1
+    assert c.lease.acquire()
+    return c
+
+
+def fresh_topics(bootstrap_servers: str) -> tuple[dict[str, str], Publisher]:
+    suffix = uuid.uuid4().hex[:8]
+    topic_names = {"admissions": f"test.admissions.{suffix}", "transfers": f"test.transfers.{suffix}"}
+    return topic_names, Publisher(bootstrap_servers, topic_names)
+
+
 def test_admission_recognition_and_transfers_become_member_events_once(
     reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    topic_names = {"admissions": f"test.admissions.{suffix}", "transfers": f"test.transfers.{suffix}"}
-    facts = Publisher(bootstrap_servers, topic_names)
+    topic_names, facts = fresh_topics(bootstrap_servers)
 
     def consumer() -> EventConsumer:
-        c = EventConsumer(ConsumerSettings(name="reactions", database_url=database_url, schema=schema,
-                                           bootstrap_servers=bootstrap_servers, topics=tuple(topic_names.values()),
-                                           lease_ttl_s=5),
-                          registry_main.reaction_handler(reg.registry),
-                          catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE])
-        assert c.lease.acquire()
-        return c
+        return reactions_consumer(reg, database_url, schema, bootstrap_servers, topic_names)
 
     city = reg.unit("city_committee")
     ward = reg.unit("commune_committee", city)
@@ -123,24 +133,10 @@ def test_admission_recognition_and_transfers_become_member_events_once(
     assert len(reg.events(f"member-{member_id}")) == 6
 
 
-def reactions_consumer(reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str,
-                       topic_names: dict[str, str]) -> EventConsumer:
-    c = EventConsumer(ConsumerSettings(name="reactions", database_url=database_url, schema=schema,
-                                       bootstrap_servers=bootstrap_servers, topics=tuple(topic_names.values()),
-                                       lease_ttl_s=5),
-                      registry_main.reaction_handler(reg.registry),
-                      catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE])
-    c.retry_interval_s = 0.1
-    assert c.lease.acquire()
-    return c
-
-
 def test_a_fact_the_rules_refuse_is_dead_lettered_and_writes_nothing(
     reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    topic_names = {"admissions": f"test.admissions.{suffix}", "transfers": f"test.transfers.{suffix}"}
-    facts = Publisher(bootstrap_servers, topic_names)
+    topic_names, facts = fresh_topics(bootstrap_servers)
     city = reg.unit("city_committee")
     cell = reg.unit("grassroots_cell", reg.unit("commune_committee", city))
     official = reg.member(cell, status="official")
@@ -163,9 +159,7 @@ def test_a_fact_the_rules_refuse_is_dead_lettered_and_writes_nothing(
 def test_a_transfer_heard_before_the_admission_waits_for_it(
     reg: RegistryUnderTest, database_url: str, schema: str, bootstrap_servers: str
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    topic_names = {"admissions": f"test.admissions.{suffix}", "transfers": f"test.transfers.{suffix}"}
-    facts = Publisher(bootstrap_servers, topic_names)
+    topic_names, facts = fresh_topics(bootstrap_servers)
     city = reg.unit("city_committee")
     ward = reg.unit("commune_committee", city)
     cell, other = reg.unit("grassroots_cell", ward), reg.unit("grassroots_cell", ward)
