@@ -96,6 +96,10 @@ class PostgresRegistryViews:
         assert row is not None
         return f"01{int(row[0]):06d}"
 
+    def next_card_numbers(self, count: int) -> list[str]:
+        rows = self._conn.execute("SELECT nextval('card_numbers') FROM generate_series(1, %s)", (count,)).fetchall()
+        return [f"01{int(r[0]):06d}" for r in rows]
+
     def unit_id_by_code(self, code: str) -> str | None:
         row = self._conn.execute(
             "SELECT unit_id::text FROM unit_view WHERE code = %s AND status = 'active'", (code,)).fetchone()
@@ -130,13 +134,18 @@ def project_inline(tx: Any, stored: list[StoredEvent]) -> None:
             " SELECT i, c, u, s FROM unnest(%b::uuid[], %b::text[], %b::uuid[], %b::text[]) AS x(i, c, u, s)",
             ([r["member_id"] for r in rows], [r["citizen_id"] for r in rows], [r["unit_id"] for r in rows],
              [r["status"] for r in rows]))
+        if carried := [int(r["card_number"][2:]) for r in rows if r.get("card_number")]:
+            # Cards brought in by an import are held; allocation continues above them, never reusing one.
+            conn.execute("SELECT setval('card_numbers', %s) WHERE %s > (SELECT last_value FROM card_numbers)",
+                         (max(carried), max(carried)))
     if rows := by_type.get("MemberUnitChanged"):
         conn.execute(
             "UPDATE member_view m SET unit_id = x.u FROM unnest(%b::uuid[], %b::uuid[]) AS x(i, u)"
             " WHERE m.member_id = x.i", ([r["member_id"] for r in rows], [r["to_unit_id"] for r in rows]))
     for event_type, status in _STATUS_AFTER.items():
-        for r in by_type.get(event_type, []):
-            conn.execute("UPDATE member_view SET status = %s WHERE member_id = %s", (status, r["member_id"]))
+        if rows := by_type.get(event_type):
+            conn.execute("UPDATE member_view SET status = %s WHERE member_id = ANY(%s::uuid[])",
+                         (status, [r["member_id"] for r in rows]))
     for r in by_type.get("MemberReadmitted", []):
         conn.execute("UPDATE member_view SET unit_id = %s WHERE member_id = %s", (r["unit_id"], r["member_id"]))
     for r in by_type.get("MemberProfileUpdated", []):

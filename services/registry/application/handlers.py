@@ -54,6 +54,9 @@ MEMBER = Aggregate(category="member", initial=members.INITIAL,
                    evolve=lambda state, event: members.evolve(state, _decode(event)))
 
 
+MemberDecision = Callable[[members.Member, UnitOfWork], list[Any]]
+
+
 def to_new_events(events: Sequence[Any]) -> list[NewEvent]:
     return [NewEvent(type=e.event_type, schema_version=e.schema_version, data=to_json(e)) for e in events]
 
@@ -110,6 +113,20 @@ class RegistryCommands:
                    what="unit code")
             uow.record(current.stream_id, to_new_events(decided), expected_version=current.version)
             return Outcome(command.unit_id, current.stream_id)
+
+        return handle
+
+    def establish_units(self, batch_id: str, commands: Sequence[EstablishUnit]) -> Handler:
+        """Many units in one transaction (a migration or demo load), each decided as `establish_unit` does.
+        Parents must already be stored: a batch holds one level of the tree."""
+
+        def handle(uow: UnitOfWork) -> Outcome:
+            for index, command in enumerate(commands):
+                try:
+                    self.establish_unit(command)(uow)
+                except DomainError as exc:
+                    raise type(exc)(f"unit {index} ({command.code}): {exc}", code=exc.code, field=exc.field) from exc
+            return Outcome(batch_id, f"batch-{batch_id}", {"established": len(commands)})
 
         return handle
 
@@ -253,6 +270,84 @@ class RegistryCommands:
 
         return handle
 
+    def enrol_members(self, batch_id: str, commands: Sequence[EnrolMember]) -> Handler:
+        """The bulk path of enrolment (a migration or demo load): many members in one command, their cells
+        read in one round trip. A citizen id already in the register is a match and is skipped, so a resumed
+        load writes nothing twice; any other refusal names the member at fault and writes nothing."""
+
+        def handle(uow: UnitOfWork) -> Outcome:
+            claimed = uow.tx.claim_unique_many(
+                scope=CITIZEN_ID_SCOPE, claims=[(c.citizen_id, c.member_id) for c in commands])
+            fresh = [c for c in commands if c.citizen_id in claimed]
+            cards = [(c.card_number, c.member_id) for c in fresh if c.card_number]
+            if cards and len(uow.tx.claim_unique_many(scope=CARD_NUMBER_SCOPE, claims=cards)) != len(cards):
+                raise Conflict("a card number is already held", code="card-number-taken", field="card_number")
+            unit_ids = list(dict.fromkeys(c.unit_id for c in fresh))
+            cells = {unit_id: loaded.state for unit_id, loaded in zip(unit_ids, uow.load_many(UNIT, unit_ids),
+                                                                      strict=True)}
+            for index, command in enumerate(fresh):
+                try:
+                    decided = members.enrol(command, current=members.INITIAL, unit=cells[command.unit_id],
+                                            today=self.clock())
+                except DomainError as exc:
+                    raise type(exc)(f"member {index} ({command.citizen_id}): {exc}", code=exc.code,
+                                    field=exc.field) from exc
+                uow.record(f"member-{command.member_id}", to_new_events(decided), expected_version=0)
+            return Outcome(batch_id, f"batch-{batch_id}", {"written": len(fresh),
+                                                           "skipped": len(commands) - len(fresh)})
+
+        return handle
+
+    def record_member_facts(self, batch_id: str, facts: Sequence[tuple[str, MemberDecision]]) -> Handler:
+        """The bulk path of member facts: each member loaded once, each fact decided against the state the
+        earlier facts of the batch left, everything appended in one transaction. A refusal names the fact."""
+
+        def handle(uow: UnitOfWork) -> Outcome:
+            member_ids = list(dict.fromkeys(member_id for member_id, _ in facts))
+            loaded = dict(zip(member_ids, uow.load_many(MEMBER, member_ids), strict=True))
+            states = {member_id: entry.state for member_id, entry in loaded.items()}
+            decided: dict[str, list[Any]] = {}
+            for index, (member_id, decide) in enumerate(facts):
+                try:
+                    events = decide(states[member_id], uow)
+                except DomainError as exc:
+                    raise type(exc)(f"fact {index} (member {member_id}): {exc}", code=exc.code,
+                                    field=exc.field) from exc
+                for event in events:
+                    states[member_id] = members.evolve(states[member_id], event)
+                decided.setdefault(member_id, []).extend(events)
+            for member_id, events in decided.items():
+                if events:
+                    entry = loaded[member_id]
+                    uow.record(entry.stream_id, to_new_events(events), expected_version=entry.version)
+            return Outcome(batch_id, f"batch-{batch_id}", {"facts": len(facts)})
+
+        return handle
+
+    def exchange_cards(self, batch_id: str, member_ids: Sequence[str], *, reason: str, issued_on: dt.date) -> Handler:
+        """Issue new cards to many members at once (the 2025 exchange): numbers drawn in one round trip."""
+
+        def handle(uow: UnitOfWork) -> Outcome:
+            views = self.views_for(uow)
+            wanted = list(dict.fromkeys(member_ids))
+            number_of: dict[str, str] = {}
+            pending = wanted
+            while pending:
+                pairs = list(zip(views.next_card_numbers(len(pending)), pending, strict=True))
+                got = uow.tx.claim_unique_many(scope=CARD_NUMBER_SCOPE, claims=pairs)
+                if not got:
+                    raise DomainError("the allocated card-number range is exhausted", code="card-range-exhausted")
+                number_of.update({member_id: number for number, member_id in pairs if number in got})
+                pending = [member_id for number, member_id in pairs if number not in got]
+            def exchange(number: str) -> MemberDecision:
+                return lambda member, _: members.issue_card(member, reason=reason, card_number=number,
+                                                             issued_on=issued_on, today=self.clock())
+
+            facts = [(member_id, exchange(number_of[member_id])) for member_id in wanted]
+            return self.record_member_facts(batch_id, facts)(uow)
+
+        return handle
+
     def enrol_member(self, command: EnrolMember, scope: Scope = Scope(None)) -> Handler:
         def handle(uow: UnitOfWork) -> Outcome:
             views = self.views_for(uow)
@@ -304,7 +399,7 @@ class RegistryCommands:
     def recognize(self, member_id: str, *, official_on: dt.date, decision_ref: str | None,
                   scope: Scope = Scope(None)) -> Handler:
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
-            number = self._allocate_card(uow, member_id)
+            number = self.allocate_card(uow, member_id)
             return members.recognize(member, official_on=official_on, decision_ref=decision_ref, card_number=number,
                                      today=self.clock())
 
@@ -318,13 +413,13 @@ class RegistryCommands:
                        field="card_number", what="card number")
                 number = card_number
             else:
-                number = self._allocate_card(uow, member_id)
+                number = self.allocate_card(uow, member_id)
             return members.issue_card(member, reason=reason, card_number=number,
                                       issued_on=issued_on or self.clock(), today=self.clock())
 
         return self.member_command(member_id, decide, scope)
 
-    def _allocate_card(self, uow: UnitOfWork, member_id: str) -> str:
+    def allocate_card(self, uow: UnitOfWork, member_id: str) -> str:
         """The next number of the allocated range that nobody holds; numbers are never reused."""
         views = self.views_for(uow)
         for _ in range(1000):

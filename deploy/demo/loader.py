@@ -1,0 +1,290 @@
+"""Executes a demo plan through the registry's own command path: its command bus, event store, outbox and
+inline views, in this process (the relay and the projector carry the events on as for any command). The roll
+of 2015 goes through the registry's import; the rest through the bulk commands (`establish_units`,
+`enrol_members`, `record_member_facts`, `exchange_cards`) and the reorganization commands.
+
+Each step commits together with its row in `demo_steps`, so an interrupted load resumes at the first step
+not done, and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from demo.plan import CardExchange, DemoPlan, Dissolve, Fact, Merge, NewUnit, Reattach, RollMember, Step, member_uuid, \
+    unit_uuid
+from registry.application.handlers import MemberDecision
+from registry.domain import members
+from registry.domain.commands import DissolveUnit, EnrolMember, EstablishUnit, MergeUnits, NewUnitSpec, ReattachUnits
+from registry.main import Registry
+from servicekit.commands import CommandContext, Handler
+
+DDL = """
+CREATE TABLE IF NOT EXISTS demo_steps (
+  scale text NOT NULL,
+  seed integer NOT NULL,
+  step_key text NOT NULL,
+  detail text,
+  done boolean NOT NULL DEFAULT false,
+  events integer NOT NULL DEFAULT 0,
+  finished_at timestamptz,
+  PRIMARY KEY (scale, seed, step_key)
+);
+"""
+ACTOR = "demo-loader"
+ROLL_COLUMNS = ("full_name", "gender", "birth_date", "citizen_id", "cell_code", "status", "admitted_on",
+                "official_on", "card_number", "ethnicity", "religion", "hometown", "address", "phone", "education",
+                "qualification", "political_theory", "occupation", "youth_union")
+
+
+@dataclass
+class LoadReport:
+    steps: int = 0
+    skipped: int = 0
+    events: int = 0
+    seconds: float = 0.0
+    by_action: dict[str, float] = field(default_factory=dict)
+    events_by_action: dict[str, int] = field(default_factory=dict)
+
+
+class ProgressBar:
+    """One line on stderr: share of the plan's events done, the current step, events/s."""
+
+    def __init__(self, total: int, stream: Any = None) -> None:
+        self.total = max(1, total)
+        self.done = 0
+        self.started = time.monotonic()
+        self.stream = stream or sys.stderr
+        self.last = 0.0
+
+    def advance(self, weight: int, label: str) -> None:
+        self.done += weight
+        now = time.monotonic()
+        if now - self.last < 0.25 and self.done < self.total:
+            return
+        self.last = now
+        share = min(1.0, self.done / self.total)
+        bar = "#" * int(share * 30)
+        rate = self.done / max(1e-6, now - self.started)
+        self.stream.write(f"\rdemo [{bar:<30}] {share:6.1%}  {label[:44]:<44} {rate:8,.0f} events/s")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class DemoLoader:
+    def __init__(self, registry: Registry, plan: DemoPlan, *, on_progress: Callable[[int, str], None] | None = None
+                 ) -> None:
+        self.registry = registry
+        self.plan = plan
+        self.seed = plan.seed
+        self.on_progress = on_progress or (lambda weight, label: None)
+        self.member_ids: dict[str, str] = {}
+        with registry.pool.connection() as conn:
+            conn.execute(DDL)
+
+    # Bookkeeping -------------------------------------------------------------------------------------
+
+    def _done_steps(self) -> set[str]:
+        with self.registry.pool.connection() as conn:
+            rows = conn.execute("SELECT step_key FROM demo_steps WHERE scale = %s AND seed = %s AND done",
+                                (self.plan.scale.name, self.seed)).fetchall()
+        return {r[0] for r in rows}
+
+    def _context(self, step: Step) -> CommandContext:
+        return CommandContext(actor=ACTOR, legal_basis=f"demo {self.plan.scale.name}/{self.seed}: {step.label}")
+
+    def _run(self, step: Step, handler: Handler) -> int:
+        """One command and its step row, in one transaction."""
+        with self.registry.store.transaction() as tx:
+            result = self.registry.bus.run_in(tx, self._context(step), handler)
+            self._mark(tx.conn, step, result.event_count)
+        return result.event_count
+
+    def _mark(self, conn: Any, step: Step, events: int, detail: str | None = None) -> None:
+        conn.execute(
+            "INSERT INTO demo_steps (scale, seed, step_key, detail, done, events, finished_at)"
+            " VALUES (%s, %s, %s, %s, true, %s, now()) ON CONFLICT (scale, seed, step_key)"
+            " DO UPDATE SET done = true, events = EXCLUDED.events, finished_at = now()",
+            (self.plan.scale.name, self.seed, step.key, detail, events))
+
+    def _unit(self, code: str) -> str:
+        return unit_uuid(self.seed, code)
+
+    def _member(self, citizen_id: str) -> str:
+        if citizen_id not in self.member_ids:
+            self._learn_member_ids()
+        return self.member_ids[citizen_id]
+
+    def _learn_member_ids(self) -> None:
+        with self.registry.pool.connection() as conn:
+            rows = conn.execute("SELECT value, owner FROM unique_claims WHERE scope = 'citizen-id'").fetchall()
+        self.member_ids.update({r[0]: r[1] for r in rows})
+
+    # Running -----------------------------------------------------------------------------------------
+
+    def run(self, steps: Iterable[Step] | None = None) -> LoadReport:
+        report = LoadReport()
+        started = time.monotonic()
+        done = self._done_steps()
+        for step in steps if steps is not None else self.plan.steps():
+            if step.key in done:
+                report.skipped += 1
+                self.on_progress(step.weight, step.label)
+                continue
+            step_started = time.monotonic()
+            events = self.execute(step)
+            report.steps += 1
+            report.events += events
+            report.by_action[step.action] = report.by_action.get(step.action, 0.0) + time.monotonic() - step_started
+            report.events_by_action[step.action] = report.events_by_action.get(step.action, 0) + events
+            self.on_progress(step.weight, step.label)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def execute(self, step: Step) -> int:
+        commands = self.registry.commands
+        payload: Any = step.payload
+        if step.action == "establish":
+            return self._run(step, commands.establish_units(step.key, [self._establish(u) for u in payload]))
+        if step.action == "import":
+            return self._import(step, payload)
+        if step.action == "enrol":
+            count = self._run(step, commands.enrol_members(step.key, [self._enrol(r) for r in payload]))
+            self.member_ids.update({r.citizen_id: member_uuid(self.seed, r.citizen_id) for r in payload})
+            return count
+        if step.action == "facts":
+            return self._run(step, commands.record_member_facts(step.key, [self._fact(f) for f in payload]))
+        if step.action == "cards":
+            exchange: CardExchange = payload
+            return self._run(step, commands.exchange_cards(step.key, [self._member(c) for c in exchange.citizen_ids],
+                                                           reason="exchange_2025", issued_on=exchange.issued_on))
+        if step.action == "merge":
+            merge: Merge = payload
+            target = merge.target
+            assert target.parent_code is not None
+            return self._run(step, commands.merge_units(MergeUnits(
+                source_ids=tuple(self._unit(c) for c in merge.source_codes), target_id=None,
+                new_target=NewUnitSpec(target.code, target.name, target.kind, self._unit(target.parent_code)),
+                new_target_id=self._unit(target.code), effective_on=target.established_on,
+                decision_ref=target.decision_ref)))
+        if step.action == "reattach":
+            reattach: Reattach = payload
+            return self._run(step, commands.reattach_units(ReattachUnits(
+                tuple(self._unit(c) for c in reattach.unit_codes), self._unit(reattach.parent_code),
+                reattach.effective_on, reattach.decision_ref)))
+        if step.action == "dissolve":
+            dissolve: Dissolve = payload
+            return self._run(step, commands.dissolve_unit(DissolveUnit(
+                self._unit(dissolve.code), None, dissolve.effective_on, dissolve.decision_ref)))
+        raise ValueError(f"unknown step action {step.action!r}")
+
+    def _establish(self, unit: NewUnit) -> EstablishUnit:
+        return EstablishUnit(unit_id=self._unit(unit.code), code=unit.code, name=unit.name, kind=unit.kind,
+                             parent_id=self._unit(unit.parent_code) if unit.parent_code else None,
+                             established_on=unit.established_on, decision_ref=unit.decision_ref)
+
+    def _enrol(self, row: RollMember) -> EnrolMember:
+        return EnrolMember(
+            member_id=member_uuid(self.seed, row.citizen_id), full_name=row.full_name, gender=row.gender,
+            birth_date=row.birth_date, citizen_id=row.citizen_id, unit_id=self._unit(row.cell_code),
+            status=row.status, admitted_on=row.admitted_on, source="existing", official_on=row.official_on,
+            card_number=row.card_number, profile=dict(row.profile))
+
+    def _fact(self, fact: Fact) -> tuple[str, MemberDecision]:
+        today = self.registry.commands.clock()
+        detail = fact.detail
+        on = fact.on
+        decide: MemberDecision
+        if fact.kind == "rate":
+            decide = lambda m, _: members.rate(m, year=int(str(detail["year"])), level=str(detail["level"]),  # noqa: E731
+                                               today=today)
+        elif fact.kind == "recognize":
+            decide = self._recognition(on, str(detail["decision_ref"]))
+        elif fact.kind == "badge":
+            decide = lambda m, _: members.award_badge(m, years=int(str(detail["years"])), awarded_on=on,  # noqa: E731
+                                                      early_reason=None, decision_ref="demo: trao huy hiệu",
+                                                      today=today)
+        elif fact.kind == "exempt":
+            decide = lambda m, _: members.exempt(m, effective_on=on, reason=str(detail["reason"]),  # noqa: E731
+                                                 decision_ref="demo: miễn sinh hoạt", today=today)
+        elif fact.kind == "die":
+            decide = lambda m, _: members.die(m, died_on=on, today=today)  # noqa: E731
+        elif fact.kind == "leave":
+            excluded = detail.get("excluded") or []
+            assert isinstance(excluded, list)
+            decide = lambda m, _: members.leave(m, reason=str(detail["reason"]), decided_on=on,  # noqa: E731
+                                                decision_ref="demo: quyết định", basis=None, note=None,
+                                                excluded=tuple(excluded), today=today)
+        elif fact.kind == "readmit":
+            decide = self._readmission(on, str(detail["unit_code"]), str(detail["decision_ref"]))
+        else:
+            raise ValueError(f"unknown fact {fact.kind!r}")
+        return self._member(fact.citizen_id), decide
+
+    def _recognition(self, on: dt.date, decision_ref: str) -> MemberDecision:
+        def decide(member: members.Member, uow: Any) -> list[Any]:
+            number = self.registry.commands.allocate_card(uow, member.member_id)
+            return members.recognize(member, official_on=on, decision_ref=decision_ref, card_number=number,
+                                     today=self.registry.commands.clock())
+        return decide
+
+    def _readmission(self, on: dt.date, cell_code: str, decision_ref: str) -> MemberDecision:
+        from registry.application.handlers import UNIT
+
+        def decide(member: members.Member, uow: Any) -> list[Any]:
+            unit = uow.load(UNIT, self._unit(cell_code)).state
+            return members.readmit(member, readmitted_on=on, unit=unit, decision_ref=decision_ref,
+                                   today=self.registry.commands.clock())
+        return decide
+
+    def _import(self, step: Step, rows: list[RollMember]) -> int:
+        """The roll goes in as a CSV file through the registry's import, as a city would bring its own."""
+        runner = self.registry.imports
+        with self.registry.pool.connection() as conn:
+            found = conn.execute("SELECT detail FROM demo_steps WHERE scale = %s AND seed = %s AND step_key = %s",
+                                 (self.plan.scale.name, self.seed, step.key)).fetchone()
+        if found is not None and found[0]:
+            import_id = str(found[0])
+        else:
+            import_id = runner.submit(file_name=f"demo-{self.plan.scale.name}-roll-2015.csv",
+                                      content=roll_csv(rows), actor=ACTOR)
+            with self.registry.pool.connection() as conn:
+                conn.execute(
+                    "INSERT INTO demo_steps (scale, seed, step_key, detail) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (scale, seed, step_key) DO UPDATE SET detail = EXCLUDED.detail",
+                    (self.plan.scale.name, self.seed, step.key, import_id))
+        result = runner.run(import_id)
+        if result.status != "completed":
+            first = result.errors[:3]
+            raise RuntimeError(f"the demo roll import {import_id} ended {result.status}: {first}")
+        with self.registry.pool.connection() as conn:
+            self._mark(conn, step, result.written, import_id)
+        self._learn_member_ids()
+        return result.written
+
+
+def roll_csv(rows: list[RollMember]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(ROLL_COLUMNS)
+    for row in rows:
+        profile = row.profile
+        writer.writerow([
+            row.full_name, row.gender, row.birth_date.isoformat(), row.citizen_id, row.cell_code, row.status,
+            row.admitted_on.isoformat(), row.official_on.isoformat() if row.official_on else "",
+            row.card_number or "", profile.get("ethnicity", ""), profile.get("religion", ""),
+            profile.get("hometown", ""), profile.get("address", ""), profile.get("phone", ""),
+            profile.get("education", ""), profile.get("qualification", ""), profile.get("political_theory", ""),
+            profile.get("occupation", ""), "yes" if profile.get("youth_union") else "",
+        ])
+    return out.getvalue().encode("utf-8")
