@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 UV_VERSION := 0.13.9
 
-.PHONY: install up test lint unit integration e2e token docs bench bench-smoke clean
+.PHONY: install up demo test lint unit integration e2e token docs bench bench-smoke clean
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
@@ -19,13 +19,17 @@ install: $(STAMP)
 up: install
 	@$(BIN)/python deploy/supervisor.py up
 
+# Into the running `make up`: DEMO_SCALE=tiny|small|hanoi (default small), DEMO_SEED (default 2015).
+demo: install
+	@$(BIN)/python -m demo --scale "$(or $(DEMO_SCALE),small)" --seed "$(or $(DEMO_SEED),2015)"
+
 test: install lint
 	$(BIN)/python -m pytest tests
 	$(MAKE) --no-print-directory bench-smoke
 
 lint: install
 	$(BIN)/ruff check libs services tests bench deploy docs
-	$(BIN)/mypy libs services
+	$(BIN)/mypy libs services deploy/demo
 	$(BIN)/lint-imports
 
 unit: install

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from servicekit.devissuer import ensure_keys
 from servicekit.embedded.broker import EmbeddedBroker
-from servicekit.embedded.ports import wait_for_port
 from servicekit.embedded.postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+DEMO_SCALE = os.environ.get("DEMO_SCALE", "small")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -45,10 +45,14 @@ class Child:
     restarts: int = 0
     started_at: float = 0.0
     backoff_s: float = field(default=0.5)
+    restartable: bool = True
+    console: bool = False
+    """Its progress (stderr) goes to the terminal as well as its log."""
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=log,
+                                        stderr=None if self.console else subprocess.STDOUT, cwd=ROOT,
                                         start_new_session=True, preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
 
@@ -96,6 +100,12 @@ def up(data_dir: Path, *, load_demo: bool) -> int:
         broker = EmbeddedBroker(port=int(os.environ.get("BROKER_PORT", 0)), log_path=logs / "broker.log").start()
         bootstrap = broker.bootstrap_servers
     ensure_keys(data_dir / "dev-issuer")
+    # `make demo`, `make token` and ad-hoc scripts find the running stack here.
+    (data_dir / "stack.env").write_text(f"DATABASE_URL={database_url}\nKAFKA_BOOTSTRAP_SERVERS={bootstrap}\n")
+    demo_pending = load_demo and not (data_dir / "demo-loaded").exists()
+    if demo_pending:
+        # Until the demo is loaded and published the gateway's /readyz answers 503 (it reads this marker).
+        (data_dir / "demo-loading").write_text(f"the {DEMO_SCALE} demo is about to load")
 
     ports = ports_from_env()
     env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -129,8 +139,12 @@ def up(data_dir: Path, *, load_demo: bool) -> int:
         "Ctrl-C stops everything.\n",
         flush=True,
     )
-    if load_demo:
-        threading.Thread(target=_load_demo, args=(data_dir, ports, stop), daemon=True).start()
+    if demo_pending:
+        children.append(Child("demo-load", [PYTHON, "-m", "demo", "--scale", DEMO_SCALE, "--data-dir", str(data_dir)],
+                              env, logs / "demo-load.log", restartable=False, console=True))
+        children[-1].start()
+        print(f"loading the {DEMO_SCALE} demo register in the background (progress below; log: "
+              f"{logs / 'demo-load.log'}); /readyz turns 200 when it is projected\n", flush=True)
     try:
         while not stop.wait(0.5):
             if broker is not None and not broker.alive():
@@ -139,6 +153,12 @@ def up(data_dir: Path, *, load_demo: bool) -> int:
             for child in children:
                 if child.process is not None and child.process.poll() is not None:
                     code = child.process.returncode
+                    if not child.restartable:
+                        if code != 0:
+                            print(f"{child.name} failed with {code} (log: {child.log_path}); `make up` again "
+                                  "resumes it", flush=True)
+                        child.process = None
+                        continue
                     if time.monotonic() - child.started_at > 30:
                         child.backoff_s = 0.5
                     print(f"{child.name} exited with {code}; restarting in {child.backoff_s:.1f}s "
@@ -160,20 +180,6 @@ def up(data_dir: Path, *, load_demo: bool) -> int:
     return 0
 
 
-def _load_demo(data_dir: Path, ports: dict[str, int], stop: threading.Event) -> None:
-    marker = data_dir / "demo-loaded"
-    if marker.exists():
-        return
-    try:
-        wait_for_port(ports["registry"], timeout_s=60)
-        from deploy_demo import load_skeleton_demo  # type: ignore[import-not-found]
-
-        load_skeleton_demo(f"http://127.0.0.1:{ports['registry']}", data_dir)
-        marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-    except Exception as exc:
-        print(f"demo data not loaded: {exc}", flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["up"])
@@ -184,5 +190,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 HANOI = "01"
 
@@ -77,7 +78,7 @@ def _database() -> sqlite3.Connection:
 
 
 @functools.cache
-def _converter() -> dict[str, dict[str, object]]:
+def _converter() -> dict[str, dict[str, Any]]:
     return json.loads((_data() / "converter_2025.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
@@ -121,12 +122,12 @@ def city(code: str = HANOI) -> CityGeography:
     converter = _converter()
     undivided = converter["DICT_PROVINCE_WARD_NO_DIVIDED"]
     divided = converter["DICT_PROVINCE_WARD_DIVIDED"]
-    current_key = next((key for key, olds in converter["DICT_PROVINCE"].items()  # type: ignore[union-attr]
-                        if province_key in olds), province_key)
-    for new_key, old_keys in undivided.get(current_key, {}).items():  # type: ignore[attr-defined]
+    current_key = next((key for key, olds in converter["DICT_PROVINCE"].items() if province_key in olds),
+                       province_key)
+    for new_key, old_keys in undivided.get(current_key, {}).items():
         for old_key in old_keys:
             successor_by_key[old_key] = new_by_key[new_key]
-    for old_key, options in divided.get(current_key, {}).items():  # type: ignore[attr-defined]
+    for old_key, options in divided.get(current_key, {}).items():
         default = next((o for o in options if o["isDefaultNewWard"]), options[0])
         successor_by_key.setdefault(old_key, new_by_key[default["newWardKey"]])
         shares_by_key[old_key] = tuple(dict.fromkeys(

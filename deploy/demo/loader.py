@@ -18,8 +18,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from demo.plan import CardExchange, DemoPlan, Dissolve, Fact, Merge, NewUnit, Reattach, RollMember, Step, member_uuid, \
-    unit_uuid
+from demo.plan import (
+    CardExchange,
+    DemoPlan,
+    Dissolve,
+    Fact,
+    Merge,
+    NewUnit,
+    Reattach,
+    RollMember,
+    Step,
+    member_uuid,
+    unit_uuid,
+)
 from registry.application.handlers import MemberDecision
 from registry.domain import members
 from registry.domain.commands import DissolveUnit, EnrolMember, EstablishUnit, MergeUnits, NewUnitSpec, ReattachUnits
@@ -123,7 +134,7 @@ class DemoLoader:
     def _member(self, citizen_id: str) -> str:
         if citizen_id not in self.member_ids:
             self._learn_member_ids()
-        return self.member_ids[citizen_id]
+        return str(self.member_ids[citizen_id])
 
     def _learn_member_ids(self) -> None:
         with self.registry.pool.connection() as conn:

@@ -318,7 +318,7 @@ class DemoPlan:
 
     def _sector_orgs(self) -> None:
         rng = self.rng
-        for code, sector_name, count, setting in SECTORS_BEFORE:
+        for code, _, count, setting in SECTORS_BEFORE:
             for number in range(1, (self.scale.orgs_per_sector or count) + 1):
                 if setting == "agency":
                     name = rng.choice(("Sở", "Ban", "Văn phòng", "Cơ quan")) + f" {number} thuộc Thành phố"
@@ -613,9 +613,9 @@ class Simulation:
                            len(chunk))
         facts.sort(key=lambda f: f.on)
         for index in range(0, len(facts), 2000):
-            chunk = facts[index:index + 2000]
-            yield Step(f"{tag}/facts/{index}", f"{start.year}: registry facts", "facts", chunk,
-                       sum(2 if f.kind == "recognize" else 1 for f in chunk))
+            batch = facts[index:index + 2000]
+            yield Step(f"{tag}/facts/{index}", f"{start.year}: registry facts", "facts", batch,
+                       sum(2 if f.kind == "recognize" else 1 for f in batch))
         if start <= CARD_EXCHANGE_DAYS[-1] <= end:
             yield from self._card_exchange(start, end)
 

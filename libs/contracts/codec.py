@@ -109,60 +109,101 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def from_json(cls: type[C], data: Mapping[str, Any]) -> C:
+    return _decoder_for(cls)(data)  # type: ignore[no-any-return]
+
+
+_DECODERS: dict[type, Any] = {}
+
+
+def _decoder_for(cls: type) -> Any:
+    """One decoder per contract class, its field checks chosen from the type hints once (a load folds millions)."""
+    decoder = _DECODERS.get(cls)
+    if decoder is not None:
+        return decoder
     hints = _hints(cls)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+    plan = [(f.name, f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+             _field_decoder(hints[f.name])) for f in dataclasses.fields(cls)]
+    class_name = cls.__name__
+
+    def decode(data: Mapping[str, Any]) -> Any:
+        values: dict[str, Any] = {}
+        for name, optional, coerce in plan:
+            if name not in data:
+                if optional:
+                    continue
+                raise ContractDecodeError(f"{class_name}.{name}: missing")
+            raw = data[name]
+            if coerce is None:
+                values[name] = raw
                 continue
-            raise ContractDecodeError(f"{cls.__name__}.{f.name}: missing")
-        try:
-            values[f.name] = _coerce(hints[f.name], data[f.name])
-        except (TypeError, ValueError) as exc:
-            raise ContractDecodeError(f"{cls.__name__}.{f.name}: {exc}") from exc
-    return cls(**values)
+            try:
+                values[name] = coerce(raw)
+            except (TypeError, ValueError) as exc:
+                raise ContractDecodeError(f"{class_name}.{name}: {exc}") from exc
+        return cls(**values)
+
+    _DECODERS[cls] = decode
+    return decode
 
 
-def _coerce(hint: Any, raw: Any) -> Any:
+def _identity(raw: Any) -> Any:
+    return raw
+
+
+def _field_decoder(hint: Any) -> Any:
+    """A function that checks and converts one field's JSON value; None when any value is taken as it is."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if raw is None:
-            return None
-        return _coerce(args[0], raw)
+        inner = _field_decoder(args[0]) or _identity
+        return lambda raw: None if raw is None else inner(raw)
     if origin in (tuple, list):
-        (item, *_) = typing.get_args(hint)
-        if not isinstance(raw, list | tuple):
-            raise TypeError(f"expected a list, got {type(raw).__name__}")
-        return tuple(_coerce(item, v) for v in raw)
+        item = _field_decoder(typing.get_args(hint)[0]) or _identity
+
+        def sequence(raw: Any) -> tuple[Any, ...]:
+            if not isinstance(raw, list | tuple):
+                raise TypeError(f"expected a list, got {type(raw).__name__}")
+            return tuple(item(v) for v in raw)
+        return sequence
     if origin is dict:
-        if not isinstance(raw, dict):
-            raise TypeError(f"expected an object, got {type(raw).__name__}")
-        return dict(raw)
-    if origin is typing.Literal:
-        if raw not in typing.get_args(hint):
-            raise ValueError(f"{raw!r} is not one of {typing.get_args(hint)}")
-        return raw
-    if hint is Any:
-        return raw
-    if isinstance(hint, type):
-        if hint is dt.date:
-            return dt.date.fromisoformat(raw)
-        if hint is dt.datetime:
-            return dt.datetime.fromisoformat(raw)
-        if hint is uuid.UUID:
-            return uuid.UUID(str(raw))
-        if issubclass(hint, enum.Enum):
-            return hint(raw)
-        if dataclasses.is_dataclass(hint):
+        def mapping(raw: Any) -> dict[Any, Any]:
             if not isinstance(raw, dict):
                 raise TypeError(f"expected an object, got {type(raw).__name__}")
-            return from_json(hint, raw)
-        if hint is float and isinstance(raw, int):
-            return float(raw)
-        if hint in (str, int, bool, dict) and not isinstance(raw, hint):
-            raise TypeError(f"expected {hint.__name__}, got {type(raw).__name__}")
-    return raw
+            return dict(raw)
+        return mapping
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+
+        def literal(raw: Any) -> Any:
+            if raw not in allowed:
+                raise ValueError(f"{raw!r} is not one of {allowed}")
+            return raw
+        return literal
+    if hint is Any or not isinstance(hint, type):
+        return None
+    if hint is dt.date:
+        return dt.date.fromisoformat
+    if hint is dt.datetime:
+        return dt.datetime.fromisoformat
+    if hint is uuid.UUID:
+        return lambda raw: uuid.UUID(str(raw))
+    if issubclass(hint, enum.Enum):
+        return hint
+    if dataclasses.is_dataclass(hint):
+        def nested(raw: Any) -> Any:
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected an object, got {type(raw).__name__}")
+            return _decoder_for(hint)(raw)
+        return nested
+    if hint is float:
+        return lambda raw: float(raw) if isinstance(raw, int) else raw
+    if hint in (str, int, bool, dict):
+        def checked(raw: Any) -> Any:
+            if not isinstance(raw, hint):
+                raise TypeError(f"expected {hint.__name__}, got {type(raw).__name__}")
+            return raw
+        return checked
+    return None
 
 
 class Catalogue:

@@ -66,6 +66,7 @@ class ConsumedEvent:
 
 
 EventHandler = Callable[[psycopg.Connection, ConsumedEvent], None]
+BatchHandler = Callable[[psycopg.Connection, list[ConsumedEvent]], None]
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,13 @@ class EventConsumer:
         *,
         catalogues: Sequence[Catalogue] = (),
         on_applied: Callable[[list[ConsumedEvent]], None] | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.settings = settings
         self._handler = handler
+        # A batch handler applies a poll's events in a few statements (a bulk load projects thousands per
+        # second); it must leave the same state as applying them one by one, in order.
+        self._batch_handler = batch_handler
         self._catalogues = {c.source: c for c in catalogues}
         self._on_applied = on_applied
         self._conn = connect(settings.database_url, schema=settings.schema, autocommit=True)
@@ -257,7 +262,7 @@ class EventConsumer:
                 self.held_at_gap += 1
                 self._gap_counter.add(1, {"consumer": self.settings.name})
                 continue
-            if not self._run_handler(event, isolate=isolate):
+            if (isolate or self._batch_handler is None) and not self._run_handler(event, isolate=isolate):
                 self._dead_letter(record, event, self._last_error, retryable=self._last_retryable)
                 progress[event.stream_id] = (version, event.version)
                 changed.add(event.stream_id)
@@ -265,6 +270,8 @@ class EventConsumer:
             progress[event.stream_id] = (event.version, None)
             changed.add(event.stream_id)
             applied.append(event)
+        if applied and not isolate and self._batch_handler is not None:
+            self._run_batch(applied)
         if changed:
             names = sorted(changed)
             conn.execute(
@@ -287,6 +294,30 @@ class EventConsumer:
     _retried_at = 0.0
     retry_interval_s = 1.0
 
+    def _run_batch(self, events: list[ConsumedEvent]) -> None:
+        """Every event keeps its own consumer span, a child of its publish span, covering the batch."""
+        assert self._batch_handler is not None
+        spans = [self._tracer.start_span(
+            f"{event.topic} process", context=context_from(event.envelope.traceparent, event.envelope.tracestate),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.consumer.group.name": self.settings.name,
+                        "party.event_type": event.event_type, "party.stream_id": event.stream_id,
+                        "party.stream_version": event.version, "messaging.batch.message_count": len(events)})
+            for event in events]
+        try:
+            self._batch_handler(self._conn, events)
+        except Exception as exc:
+            raise _HandlerFailed from exc
+        finally:
+            for span in spans:
+                span.end()
+
+    def _call_handler(self, event: ConsumedEvent) -> None:
+        if self._batch_handler is not None:
+            self._batch_handler(self._conn, [event])
+        else:
+            self._handler(self._conn, event)
+
     def _run_handler(self, event: ConsumedEvent, *, isolate: bool) -> bool:
         parent = context_from(event.envelope.traceparent, event.envelope.tracestate)
         with attached(parent), self._tracer.start_as_current_span(
@@ -298,14 +329,14 @@ class EventConsumer:
         ):
             if not isolate:
                 try:
-                    self._handler(self._conn, event)
+                    self._call_handler(event)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 return True
             self._last_retryable = False
             try:
                 with self._conn.transaction():
-                    self._handler(self._conn, event)
+                    self._call_handler(event)
                 return True
             except RetryLater as exc:
                 log.info("%s v%s waits: %s", event.stream_id, event.version, exc)

@@ -14,7 +14,7 @@ from contracts import registry_v1, topics
 from gateway.api.context import context_getter_for
 from gateway.api.schema import schema
 from gateway.projections import PROJECTIONS
-from gateway.projections.base import dispatcher
+from gateway.projections.base import batch_dispatcher, dispatcher
 from gateway.read_models import ReadModels
 from servicekit import kafka as kafka_setup
 from servicekit.auth import TokenVerifier
@@ -42,6 +42,7 @@ def projector(settings: ServiceSettings) -> EventConsumer:
                          lease_ttl_s=settings.relay_lease_ttl_s),
         dispatcher(PROJECTIONS),
         catalogues=[registry_v1.CATALOGUE],
+        batch_handler=batch_dispatcher(PROJECTIONS),
     )
 
 
@@ -81,6 +82,13 @@ def create_api(settings: ServiceSettings) -> FastAPI:
             await conn.execute("SELECT 1")
         return True, "ok"
 
+    async def demo_loaded() -> tuple[bool, str]:
+        """`make up` marks a first start's demo load; the data is not there to serve until it ends."""
+        marker = settings.data_dir / "demo-loading"
+        if marker.exists():
+            return False, marker.read_text(encoding="utf-8", errors="replace").strip() or "demo data loading"
+        return True, "ok"
+
     async def projections_caught_up() -> tuple[bool, str]:
         async with pool.connection() as conn:
             cur = await conn.execute(
@@ -109,7 +117,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         description="GraphQL over the read projections at /graphql.",
         verifier=verifier,
         routers=[router],
-        readiness={"database": database_ready, "projections": projections_caught_up},
+        readiness={"database": database_ready, "demo": demo_loaded, "projections": projections_caught_up},
         allow_anonymous=graphiql_page,
     ))
 
@@ -191,7 +199,8 @@ def run_rebuild() -> int:
             ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=schema,
                              bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
                              lease_ttl_s=settings.relay_lease_ttl_s),
-            dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE])
+            dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
+            batch_handler=batch_dispatcher(PROJECTIONS))
 
     applied = rebuild(settings, live_schema=SCHEMA, make_consumer=make_consumer,
                       ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress())

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from gateway.projections.base import Projection, record_fact
+from gateway.projections.base import Projection, record_facts
 from gateway.projections.history import Fact, effective_on, member_intervals
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
@@ -214,27 +214,75 @@ def _day(value: str | None) -> dt.date | None:
 
 
 def apply_member_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
-    member_id = event.aggregate_id
-    recorded = dt.datetime.fromisoformat(event.envelope.time)
-    effective = effective_on(event.event_type, event.data, recorded.date())
-    record_fact(conn, table="member_facts", key="member_id", event=event, effective_on=effective)
+    apply_member_events(conn, [event])
+
+
+def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> None:
+    """A batch in five statements or so: facts, current rows, counts, intervals, each for all members at once."""
+    facts = [(event, effective_on(event.event_type, event.data, dt.datetime.fromisoformat(event.envelope.time).date()))
+             for event in events]
+    record_facts(conn, table="member_facts", key="member_id", facts=facts)
+    member_ids = list(dict.fromkeys(event.aggregate_id for event in events))
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        old = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM members WHERE member_id = %s", (member_id,)).fetchone()
-    if old is not None:
-        old = {k: (str(v) if k in ("member_id", "unit_id", "host_unit_id") and v is not None else v)
-               for k, v in old.items()}
-    new = apply(old, event.event_type, event.data, event.version)
-    _upsert(conn, new)
-    _apply_counts(conn, contribution(new) - contribution(old), contribution(old) - contribution(new))
-    if event.event_type in ("MemberEnrolled", "MemberUnitChanged", "MemberRecognizedAsOfficial", "MemberLeftParty",
-                            "MemberDied", "MemberTransferredOut", "MemberReadmitted"):
-        _rewrite_intervals(conn, member_id)
-    change = membership_change(old, new)
-    if change is not None and ANNOUNCE_CHANGES.get():
+        found = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM members WHERE member_id = ANY(%s::uuid[])",
+                            (member_ids,)).fetchall()
+    before: dict[str, dict[str, Any] | None] = dict.fromkeys(member_ids)
+    for row in found:
+        before[str(row["member_id"])] = {
+            k: (str(v) if k in ("member_id", "unit_id", "host_unit_id") and v is not None else v)
+            for k, v in row.items()}
+    current = dict(before)
+    moved: set[str] = set()
+    announce = ANNOUNCE_CHANGES.get()
+    notices: list[str] = []
+    for event, effective in facts:
+        member_id = event.aggregate_id
+        old = current[member_id]
+        new = apply(old, event.event_type, event.data, event.version)
+        current[member_id] = new
+        if event.event_type in INTERVAL_EVENTS:
+            moved.add(member_id)
+        if announce and (change := membership_change(old, new)) is not None:
+            notices.append(json.dumps({
+                "member_id": member_id, "change": change, "from_unit_id": old and str(old["unit_id"]),
+                "to_unit_id": str(new["unit_id"]), "effective_on": effective.isoformat(), "version": event.version}))
+    rows = [row for row in current.values() if row is not None]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "member_id")
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO members ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+            f" ON CONFLICT (member_id) DO UPDATE SET {updates}",
+            [[Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS] for row in rows])
+    added: Counter[tuple[str, str, str]] = Counter()
+    removed: Counter[tuple[str, str, str]] = Counter()
+    for member_id, latest in current.items():
+        was, now = contribution(before[member_id]), contribution(latest)
+        added.update(now - was)
+        removed.update(was - now)
+    _apply_counts(conn, added, removed)
+    if moved:
+        _rewrite_intervals_of(conn, sorted(moved))
+    if notices:
         # Delivered at commit to every gateway process (each LISTENs), whichever projector applied it.
-        conn.execute("SELECT pg_notify(%s, %s)", (MEMBER_CHANGES_CHANNEL, json.dumps(
-            {"member_id": member_id, "change": change, "from_unit_id": old and str(old["unit_id"]),
-             "to_unit_id": str(new["unit_id"]), "effective_on": effective.isoformat(), "version": event.version})))
+        conn.execute("SELECT pg_notify(%s, n) FROM unnest(%s::text[]) AS n", (MEMBER_CHANGES_CHANNEL, notices))
+
+
+INTERVAL_EVENTS = frozenset({"MemberEnrolled", "MemberUnitChanged", "MemberRecognizedAsOfficial", "MemberLeftParty",
+                             "MemberDied", "MemberTransferredOut", "MemberReadmitted"})
+
+
+def _rewrite_intervals_of(conn: psycopg.Connection, member_ids: list[str]) -> None:
+    by_member: dict[str, list[Fact]] = {member_id: [] for member_id in member_ids}
+    for r in conn.execute("SELECT member_id::text, effective_on, seq, event_type, data FROM member_facts"
+                          " WHERE member_id = ANY(%s::uuid[])", (member_ids,)).fetchall():
+        by_member[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
+    conn.execute("DELETE FROM member_intervals WHERE member_id = ANY(%s::uuid[])", (member_ids,))
+    rows = [(member_id, i.valid_from, i.valid_to, i.unit_id, i.status)
+            for member_id, member_facts in by_member.items() for i in member_intervals(member_facts)]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO member_intervals (member_id, valid_from, valid_to, unit_id, status)"
+                            " VALUES (%s, %s, %s, %s, %s)", rows)
 
 
 MEMBER_CHANGES_CHANNEL = "gateway_member_changes"
@@ -255,13 +303,6 @@ def membership_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | 
     return None
 
 
-def _upsert(conn: psycopg.Connection, row: dict[str, Any]) -> None:
-    values = [Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS]
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "member_id")
-    conn.execute(f"INSERT INTO members ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-                 f" ON CONFLICT (member_id) DO UPDATE SET {updates}", values)
-
-
 def _apply_counts(conn: psycopg.Connection, added: Counter[tuple[str, str, str]],
                   removed: Counter[tuple[str, str, str]]) -> None:
     delta = Counter(added)
@@ -276,21 +317,9 @@ def _apply_counts(conn: psycopg.Connection, added: Counter[tuple[str, str, str]]
         ([c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], [c[3] for c in changes]))
 
 
-def _rewrite_intervals(conn: psycopg.Connection, member_id: str) -> None:
-    facts = [Fact(r[0], r[1], r[2], r[3]) for r in conn.execute(
-        "SELECT effective_on, seq, event_type, data FROM member_facts WHERE member_id = %s", (member_id,)).fetchall()]
-    intervals = member_intervals(facts)
-    conn.execute("DELETE FROM member_intervals WHERE member_id = %s", (member_id,))
-    if intervals:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO member_intervals (member_id, valid_from, valid_to, unit_id, status)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [(member_id, i.valid_from, i.valid_to, i.unit_id, i.status) for i in intervals])
-
-
 PROJECTION = Projection(
     name="members",
     ddl=DDL,
     handlers={("registry", t): apply_member_event for t in MEMBER_EVENTS},
+    apply_many=apply_member_events,
 )

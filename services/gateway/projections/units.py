@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from gateway.projections.base import Projection, record_fact
+from gateway.projections.base import Projection, record_facts
 from gateway.projections.history import Fact, unit_versions
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
@@ -65,34 +65,50 @@ UNIT_EVENTS = ("OrganizationUnitEstablished", "OrganizationUnitRenamed", "Organi
 
 
 def apply_unit_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
-    unit_id = event.aggregate_id
-    recorded = dt.datetime.fromisoformat(event.envelope.time)
-    effective = _effective(event.event_type, event.data, recorded.date())
-    record_fact(conn, table="unit_facts", key="unit_id", event=event, effective_on=effective)
-    facts = [Fact(r[0], r[1], r[2], r[3]) for r in conn.execute(
-        "SELECT effective_on, seq, event_type, data FROM unit_facts WHERE unit_id = %s ORDER BY seq",
-        (unit_id,)).fetchall()]
-    versions = unit_versions(facts)
-    conn.execute("DELETE FROM unit_versions WHERE unit_id = %s", (unit_id,))
-    if not versions:
-        return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO unit_versions (unit_id, valid_from, valid_to, code, name, kind, parent_id, status)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [(unit_id, v.valid_from, v.valid_to, v.code, v.name, v.kind, v.parent_id, v.status) for v in versions])
-    latest = versions[-1]
-    first = versions[0]
-    ended = latest.valid_from if latest.status != "active" else None
-    conn.execute(
-        "INSERT INTO units (id, code, name, search_name, kind, parent_id, status, established_on, ended_on,"
-        " decision_ref, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name,"
-        " search_name = EXCLUDED.search_name, kind = EXCLUDED.kind, parent_id = EXCLUDED.parent_id,"
-        " status = EXCLUDED.status, ended_on = EXCLUDED.ended_on, version = EXCLUDED.version",
-        (unit_id, latest.code, latest.name, fold(f"{latest.code} {latest.name}"), latest.kind, latest.parent_id,
-         latest.status, first.valid_from, ended, event.data.get("decision_ref"), event.version))
+    apply_unit_events(conn, [event])
 
+
+def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> None:
+    """Facts first, then each touched unit's versions derived again from all its facts, in a few statements."""
+    facts = [(event, _effective(event.event_type, event.data, dt.datetime.fromisoformat(event.envelope.time).date()))
+             for event in events]
+    record_facts(conn, table="unit_facts", key="unit_id", facts=facts)
+    first_event: dict[str, ConsumedEvent] = {}
+    last_event: dict[str, ConsumedEvent] = {}
+    for event in events:
+        first_event.setdefault(event.aggregate_id, event)
+        last_event[event.aggregate_id] = event
+    unit_ids = list(first_event)
+    by_unit: dict[str, list[Fact]] = {unit_id: [] for unit_id in unit_ids}
+    for r in conn.execute("SELECT unit_id::text, effective_on, seq, event_type, data FROM unit_facts"
+                          " WHERE unit_id = ANY(%s::uuid[]) ORDER BY unit_id, seq", (unit_ids,)).fetchall():
+        by_unit[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
+    conn.execute("DELETE FROM unit_versions WHERE unit_id = ANY(%s::uuid[])", (unit_ids,))
+    version_rows: list[tuple[Any, ...]] = []
+    unit_rows: list[tuple[Any, ...]] = []
+    for unit_id in unit_ids:
+        versions = unit_versions(by_unit[unit_id])
+        if not versions:
+            continue
+        version_rows += [(unit_id, v.valid_from, v.valid_to, v.code, v.name, v.kind, v.parent_id, v.status)
+                         for v in versions]
+        latest, first = versions[-1], versions[0]
+        ended = latest.valid_from if latest.status != "active" else None
+        unit_rows.append((unit_id, latest.code, latest.name, fold(f"{latest.code} {latest.name}"), latest.kind,
+                          latest.parent_id, latest.status, first.valid_from, ended,
+                          first_event[unit_id].data.get("decision_ref"), last_event[unit_id].version))
+    with conn.cursor() as cur:
+        if version_rows:
+            cur.executemany(
+                "INSERT INTO unit_versions (unit_id, valid_from, valid_to, code, name, kind, parent_id, status)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", version_rows)
+        if unit_rows:
+            cur.executemany(
+                "INSERT INTO units (id, code, name, search_name, kind, parent_id, status, established_on, ended_on,"
+                " decision_ref, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name,"
+                " search_name = EXCLUDED.search_name, kind = EXCLUDED.kind, parent_id = EXCLUDED.parent_id,"
+                " status = EXCLUDED.status, ended_on = EXCLUDED.ended_on, version = EXCLUDED.version", unit_rows)
 
 
 def _effective(event_type: str, data: dict[str, Any], recorded: dt.date) -> dt.date:
@@ -104,4 +120,5 @@ PROJECTION = Projection(
     name="units",
     ddl=DDL,
     handlers={("registry", t): apply_unit_event for t in UNIT_EVENTS},
+    apply_many=apply_unit_events,
 )
