@@ -61,7 +61,7 @@ SCALES = {
     # Every committee; one organization per district and sector, one residential cell per ward (tests).
     "tiny": Scale("tiny", 1, 1, (1, 1), 1, (3, 4), 2024),
     # Every committee and grassroots organization; a sample of cells (about 25,000 members).
-    "small": Scale("small", None, None, (2, 2), 1, (4, 12), 2023),
+    "small": Scale("small", None, None, (2, 2), 1, (4, 10), 2024),
     # About 500,000 members.
     "hanoi": Scale("hanoi", None, None, (14, 26), None, (20, 45), 2023),
 }

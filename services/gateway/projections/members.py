@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from gateway.projections.base import Projection, record_facts
+from gateway.projections.base import Projection, copy_rows, record_facts, upsert_rows
 from gateway.projections.history import Fact, effective_on, member_intervals
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
@@ -246,13 +246,9 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
             notices.append(json.dumps({
                 "member_id": member_id, "change": change, "from_unit_id": old and str(old["unit_id"]),
                 "to_unit_id": str(new["unit_id"]), "effective_on": effective.isoformat(), "version": event.version}))
-    rows = [row for row in current.values() if row is not None]
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "member_id")
-    with conn.cursor() as cur:
-        cur.executemany(
-            f"INSERT INTO members ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-            f" ON CONFLICT (member_id) DO UPDATE SET {updates}",
-            [[Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS] for row in rows])
+    upsert_rows(conn, "members", "member_id", COLUMNS,
+                [[Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS]
+                 for row in current.values() if row is not None])
     added: Counter[tuple[str, str, str]] = Counter()
     removed: Counter[tuple[str, str, str]] = Counter()
     for member_id, latest in current.items():
@@ -277,12 +273,9 @@ def _rewrite_intervals_of(conn: psycopg.Connection, member_ids: list[str]) -> No
                           " WHERE member_id = ANY(%s::uuid[])", (member_ids,)).fetchall():
         by_member[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
     conn.execute("DELETE FROM member_intervals WHERE member_id = ANY(%s::uuid[])", (member_ids,))
-    rows = [(member_id, i.valid_from, i.valid_to, i.unit_id, i.status)
-            for member_id, member_facts in by_member.items() for i in member_intervals(member_facts)]
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO member_intervals (member_id, valid_from, valid_to, unit_id, status)"
-                            " VALUES (%s, %s, %s, %s, %s)", rows)
+    copy_rows(conn, "member_intervals", ("member_id", "valid_from", "valid_to", "unit_id", "status"),
+              ((member_id, i.valid_from, i.valid_to, i.unit_id, i.status)
+               for member_id, member_facts in by_member.items() for i in member_intervals(member_facts)))
 
 
 MEMBER_CHANGES_CHANNEL = "gateway_member_changes"

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from gateway.projections.base import Projection, record_facts
+from gateway.projections.base import Projection, copy_rows, record_facts, upsert_rows
 from gateway.projections.history import Fact, unit_versions
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
@@ -97,18 +97,13 @@ def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> 
         unit_rows.append((unit_id, latest.code, latest.name, fold(f"{latest.code} {latest.name}"), latest.kind,
                           latest.parent_id, latest.status, first.valid_from, ended,
                           first_event[unit_id].data.get("decision_ref"), last_event[unit_id].version))
-    with conn.cursor() as cur:
-        if version_rows:
-            cur.executemany(
-                "INSERT INTO unit_versions (unit_id, valid_from, valid_to, code, name, kind, parent_id, status)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", version_rows)
-        if unit_rows:
-            cur.executemany(
-                "INSERT INTO units (id, code, name, search_name, kind, parent_id, status, established_on, ended_on,"
-                " decision_ref, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name,"
-                " search_name = EXCLUDED.search_name, kind = EXCLUDED.kind, parent_id = EXCLUDED.parent_id,"
-                " status = EXCLUDED.status, ended_on = EXCLUDED.ended_on, version = EXCLUDED.version", unit_rows)
+    copy_rows(conn, "unit_versions",
+              ("unit_id", "valid_from", "valid_to", "code", "name", "kind", "parent_id", "status"), version_rows)
+    upsert_rows(conn, "units", "id", UNIT_COLUMNS, unit_rows, kept=("established_on", "decision_ref"))
+
+
+UNIT_COLUMNS = ("id", "code", "name", "search_name", "kind", "parent_id", "status", "established_on", "ended_on",
+                "decision_ref", "version")
 
 
 def _effective(event_type: str, data: dict[str, Any], recorded: dt.date) -> dt.date:
