@@ -59,7 +59,7 @@ class Scale:
 
 SCALES = {
     # Every committee; one organization per district and sector, one residential cell per ward (tests).
-    "tiny": Scale("tiny", 1, 1, (1, 1), 1, (3, 4), 2024),
+    "tiny": Scale("tiny", 1, 1, (2, 2), 1, (3, 4), 2024),
     # Every committee and grassroots organization; a sample of cells (about 25,000 members).
     "small": Scale("small", None, None, (2, 2), 1, (4, 10), 2024),
     # About 500,000 members.
@@ -221,6 +221,7 @@ class DemoPlan:
         self.residential: dict[str, list[str]] = {}  # legacy ward code → residential cell codes
         self.cell_setting: dict[str, str] = {}
         self.cell_ward: dict[str, str | None] = {}
+        self.ward_names = {w.code: w.name for w in self.geo.legacy_wards}
         self._build_units()
 
     # Units of 2015 ------------------------------------------------------------------------------------
@@ -490,8 +491,7 @@ class Simulation:
         official = probation_end <= on
         female_share = 0.45 if setting in ("school", "hospital") else 0.40
         ward = plan.cell_ward.get(cell)
-        hometown = next((w.name for w in plan.geo.legacy_wards if w.code == ward), plan.geo.province.name) \
-            if ward and plan.scale.name == "tiny" else plan.geo.province.name
+        hometown = f"{plan.ward_names[ward]}, {plan.geo.province.short_name}" if ward else plan.geo.province.name
         person = plan.people.person(birth_date=birth, setting=setting, hometown=hometown, female_share=female_share)
         if person.profile.get("occupation") == "retired" and age < 55:
             person.profile["occupation"] = "other"
