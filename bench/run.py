@@ -236,6 +236,9 @@ def main() -> int:
         figures.append(Figure("command -> GraphQL visible p99", percentile(seen, 0.99), "ms",
                               "Kafka round trip + PG commit p99", percentile(floor_latency, 0.99),
                               higher_is_better=False))
+        system.stop()
+        memory = demo_figures(database_url, work, "tiny" if args.smoke else "small", 5 if args.smoke else 100,
+                              copied, figures)
     finally:
         system.stop()
         if broker is not None:
@@ -247,7 +250,49 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for figure in figures:
         print(figure.row())
+    print("\n| process | peak RSS |\n|---|---|")
+    for name, megabytes in memory.items():
+        print(f"| {name} | {megabytes:,.0f} MiB |")
     return 0
+
+
+def demo_figures(database_url: str, work: Path, scale: str, samples: int, copied: float,
+                 figures: list[Figure]) -> dict[str, float]:
+    """A demo register on a database and broker of its own: load, reform, reads, rebuild, memory."""
+    import queries_bench
+    from demo_bench import fresh_database, load_demo, rebuild_events_per_second, upsert_floor
+
+    from servicekit.embedded.broker import EmbeddedBroker
+    from servicekit.embedded.system import RunningSystem
+
+    print(f"loading the {scale} demo register ...", file=sys.stderr, flush=True)
+    broker = EmbeddedBroker(log_path=work / "demo-broker.log").start()
+    system = RunningSystem(fresh_database(database_url), broker.bootstrap_servers, work / "demo",
+                           extra_env={"LOG_LEVEL": "WARNING"}).start()
+    try:
+        load = load_demo(system, scale)
+        figures.append(Figure(f"{scale} demo end to end: {load.events:,} events into store, topic and projections "
+                              f"in {load.end_to_end_seconds:.0f} s", load.events / load.end_to_end_seconds,
+                              "events/s", "COPY of roll rows", copied))
+        figures.append(Figure(f"{scale} demo into the store alone ({load.store_seconds:.0f} s)",
+                              load.events / load.store_seconds, "events/s", "COPY of roll rows", copied))
+        figures.append(Figure(f"the 2025 reform replayed: {load.reform_steps} decisions, {load.reform_events:,} "
+                              "events", load.reform_seconds, "s", "COPY of as many rows",
+                              load.reform_events / copied, higher_is_better=False))
+        print("measuring reads ...", file=sys.stderr, flush=True)
+        for latency in queries_bench.run(system.url("gateway"), system.database_url, system.token(), samples):
+            for label, q in (("p50", 0.5), ("p99", 0.99)):
+                figures.append(Figure(f"{latency.name} ({scale}), {label}", percentile(latency.graphql_ms, q), "ms",
+                                      f"its SQL in-process, {label}", percentile(latency.sql_ms, q),
+                                      higher_is_better=False))
+        print("rebuilding the projections ...", file=sys.stderr, flush=True)
+        rate, events = rebuild_events_per_second(system)
+        figures.append(Figure(f"projection rebuild from the topic ({events:,} events)", rate, "events/s",
+                              "batched upserts of as many rows", upsert_floor(system.database_url, events)))
+        return load.peak_rss_mb
+    finally:
+        system.stop()
+        broker.stop()
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         print(f"demo: {report.events:,} events in {report.steps} steps ({report.skipped} already done) in "
               f"{report.seconds:.1f} s", file=sys.stderr, flush=True)
+        if report.reform_steps:
+            print(f"  the 2025 decision set: {report.reform_steps} decisions in {report.reform_seconds:.1f} s",
+                  file=sys.stderr)
         for action, seconds in sorted(report.by_action.items(), key=lambda item: -item[1]):
             print(f"  {action:<10} {report.events_by_action.get(action, 0):>10,} events {seconds:8.1f} s",
                   file=sys.stderr)

@@ -63,6 +63,10 @@ class LoadReport:
     seconds: float = 0.0
     by_action: dict[str, float] = field(default_factory=dict)
     events_by_action: dict[str, int] = field(default_factory=dict)
+    reform_seconds: float = 0.0
+    """The 2025 decision set: the sector committees of February and the ward/commune reform of July."""
+    reform_steps: int = 0
+    reform_events: int = 0
 
 
 class ProgressBar:
@@ -158,6 +162,10 @@ class DemoLoader:
             report.events += events
             report.by_action[step.action] = report.by_action.get(step.action, 0.0) + time.monotonic() - step_started
             report.events_by_action[step.action] = report.events_by_action.get(step.action, 0) + events
+            if step.key.startswith(("2025/reform/", "2025/sectors/")):
+                report.reform_seconds += time.monotonic() - step_started
+                report.reform_steps += 1
+                report.reform_events += events
             self.on_progress(step.weight, step.label)
         report.seconds = time.monotonic() - started
         return report

@@ -63,7 +63,7 @@ SCALES = {
     # Every committee and grassroots organization; a sample of cells (about 25,000 members).
     "small": Scale("small", None, None, (2, 2), 1, (4, 10), 2024),
     # About 500,000 members.
-    "hanoi": Scale("hanoi", None, None, (14, 26), None, (20, 45), 2023),
+    "hanoi": Scale("hanoi", None, None, (14, 26), None, (20, 45), 2024),
 }
 
 
