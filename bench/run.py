@@ -237,7 +237,7 @@ def main() -> int:
                               "Kafka round trip + PG commit p99", percentile(floor_latency, 0.99),
                               higher_is_better=False))
         system.stop()
-        memory = demo_figures(database_url, work, "tiny" if args.smoke else "small", 5 if args.smoke else 100,
+        memory = demo_figures(database_url, work, "tiny" if args.smoke else "small", 5 if args.smoke else 20,
                               copied, figures)
     finally:
         system.stop()
