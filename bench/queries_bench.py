@@ -59,7 +59,7 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
     from gateway.read_models import ReadModels, Scope, vietnam_today
     from gateway.statistics import Period, year_earlier, year_to_date
 
-    pool = AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False,
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False,
                                kwargs={"autocommit": True, "options": "-c search_path=gateway,public"})
     await pool.open()
     headers = {"Authorization": f"Bearer {token}"}
@@ -88,13 +88,10 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
             async def run() -> None:
                 queries = models.statistics
                 earlier: Period = year_earlier(period)
-                for p in (period, earlier):
-                    await queries.bieu1(root, p)
-                    await queries.bieu2(root, p)
-                await queries.bieu3(root, today)
-                await queries.bieu3(root, earlier.end)
-                await queries.bieu5(root, today)
-                await queries.bieu5(root, earlier.end)
+                await asyncio.gather(queries.bieu1(root, period), queries.bieu1(root, earlier),
+                                     queries.bieu2(root, period), queries.bieu2(root, earlier),
+                                     queries.bieu3(root, today), queries.bieu3(root, earlier.end),
+                                     queries.bieu5(root, today), queries.bieu5(root, earlier.end))
             return run
 
         def members_sql(search: str | None) -> Callable[[], Awaitable[Any]]:

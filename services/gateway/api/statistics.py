@@ -3,6 +3,7 @@ earlier, and the change in percent."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -92,7 +93,12 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
     queries = info.context.read_models.statistics
     period = year_to_date(day)
     comparison = year_to_date(compare_with) if compare_with else year_earlier(period)
-    b1_now, b1_before = await queries.bieu1(unit_id, period), await queries.bieu1(unit_id, comparison)
+    # Eight independent statements: run side by side on the pool's connections.
+    b1_now, b1_before, b2_now, b2_before, b3_now, b3_before, b5_now, b5_before = await asyncio.gather(
+        queries.bieu1(unit_id, period), queries.bieu1(unit_id, comparison),
+        queries.bieu2(unit_id, period), queries.bieu2(unit_id, comparison),
+        queries.bieu3(unit_id, day), queries.bieu3(unit_id, comparison.end),
+        queries.bieu5(unit_id, day), queries.bieu5(unit_id, comparison.end))
     total = {"increase": 0, "decrease": 0}
     totals_before = {"increase": 0, "decrease": 0}
     for (direction, _), n in b1_now.items():
@@ -101,7 +107,6 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
     for (direction, _), n in b1_before.items():
         if direction in totals_before:
             totals_before[direction] += n
-    b5_now, b5_before = await queries.bieu5(unit_id, day), await queries.bieu5(unit_id, comparison.end)
     return Statistics(
         unit_id=strawberry.ID(str(unit_id)), as_of=day,
         period=DateRange(start=period.start, end=period.end),
@@ -114,8 +119,8 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
             total_increase=_figure(total["increase"], totals_before["increase"]),
             total_decrease=_figure(total["decrease"], totals_before["decrease"]),
         ),
-        bieu2=_breakdowns(await queries.bieu2(unit_id, period), await queries.bieu2(unit_id, comparison)),
-        bieu3=_breakdowns(await queries.bieu3(unit_id, day), await queries.bieu3(unit_id, comparison.end)),
+        bieu2=_breakdowns(b2_now, b2_before),
+        bieu3=_breakdowns(b3_now, b3_before),
         bieu5=[CategoryFigure(category=k, figure=_figure(b5_now.get(k, 0), b5_before.get(k, 0)))
                for k in sorted(set(b5_now) | set(b5_before))],
     )
