@@ -159,7 +159,9 @@ def kafka_round_trip_floor(database_url: str, bootstrap: str, samples: int) -> l
     latencies = []
     for _ in range(samples):
         started = time.perf_counter()
-        producer.send(topic, key=b"k", value=b"{}").get(timeout=10)
+        sent = producer.send(topic, key=b"k", value=b"{}")
+        producer.flush()  # as the relay does: its producer lingers until the explicit flush
+        sent.get(timeout=10)
         got = False
         while not got:
             got = any(consumer.poll(timeout_ms=50).values())
@@ -175,7 +177,10 @@ def kafka_round_trip_floor(database_url: str, bootstrap: str, samples: int) -> l
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="run each figure briefly")
+    parser.add_argument("--demo-only", metavar="SCALE", help="only the demo figures, at this scale (e.g. hanoi)")
     args = parser.parse_args()
+    if args.demo_only:
+        return demo_only(args.demo_only)
     duration = 0.5 if args.smoke else 8.0
     samples = 10 if args.smoke else 300
 
@@ -256,8 +261,32 @@ def main() -> int:
     return 0
 
 
+def demo_only(scale: str) -> int:
+    """A large scale on its own (`hanoi` takes the better part of an hour here): load, reform, reads, memory."""
+    from registry_bench import copy_floor, roll_rows
+
+    from servicekit.embedded.postgres import EmbeddedPostgres
+
+    work = Path(tempfile.mkdtemp(prefix="party-bench-"))
+    postgres = EmbeddedPostgres(work / "postgres", keep_data=False).start()
+    try:
+        copied = copy_floor(postgres.url, roll_rows(100_000, ["C1"]))
+        figures: list[Figure] = []
+        memory = demo_figures(postgres.url, work, scale, 5, copied, figures, rebuild=False)
+    finally:
+        postgres.stop()
+    print(f"\nmachine: {os.cpu_count()} cores, the {scale} demo")
+    print("| figure | value | floor | floor value | ratio |\n|---|---|---|---|---|")
+    for figure in figures:
+        print(figure.row())
+    print("\n| process | peak RSS |\n|---|---|")
+    for name, megabytes in memory.items():
+        print(f"| {name} | {megabytes:,.0f} MiB |")
+    return 0
+
+
 def demo_figures(database_url: str, work: Path, scale: str, samples: int, copied: float,
-                 figures: list[Figure]) -> dict[str, float]:
+                 figures: list[Figure], *, rebuild: bool = True) -> dict[str, float]:
     """A demo register on a database and broker of its own: load, reform, reads, rebuild, memory."""
     import queries_bench
     from demo_bench import fresh_database, load_demo, rebuild_events_per_second, upsert_floor
@@ -285,10 +314,11 @@ def demo_figures(database_url: str, work: Path, scale: str, samples: int, copied
                 figures.append(Figure(f"{latency.name} ({scale}), {label}", percentile(latency.graphql_ms, q), "ms",
                                       f"its SQL in-process, {label}", percentile(latency.sql_ms, q),
                                       higher_is_better=False))
-        print("rebuilding the projections ...", file=sys.stderr, flush=True)
-        rate, events = rebuild_events_per_second(system)
-        figures.append(Figure(f"projection rebuild from the topic ({events:,} events)", rate, "events/s",
-                              "batched upserts of as many rows", upsert_floor(system.database_url, events)))
+        if rebuild:
+            print("rebuilding the projections ...", file=sys.stderr, flush=True)
+            rate, events = rebuild_events_per_second(system)
+            figures.append(Figure(f"projection rebuild from the topic ({events:,} events)", rate, "events/s",
+                                  "batched upserts of as many rows", upsert_floor(system.database_url, events)))
         return load.peak_rss_mb
     finally:
         system.stop()

@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
 
     registry = build(load_settings(), max_pool=4)
     try:
-        report = DemoLoader(registry, plan, on_progress=progress).run(steps)
+        try:
+            report = DemoLoader(registry, plan, on_progress=progress).run(steps)
+        except Exception as exc:
+            marker.write_text(f"the {args.scale} demo load failed at {bar.done / bar.total:.0%}: "
+                              f"{type(exc).__name__}: {exc}; run it again to resume")
+            raise
         bar.close()
         print(f"demo: {report.events:,} events in {report.steps} steps ({report.skipped} already done) in "
               f"{report.seconds:.1f} s", file=sys.stderr, flush=True)
