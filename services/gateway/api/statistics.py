@@ -94,11 +94,11 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
     period = year_to_date(day)
     comparison = year_to_date(compare_with) if compare_with else year_earlier(period)
     # Eight independent statements: run side by side on the pool's connections.
-    b1_now, b1_before, b2_now, b2_before, b3_now, b3_before, b5_now, b5_before = await asyncio.gather(
-        queries.bieu1(unit_id, period), queries.bieu1(unit_id, comparison),
-        queries.bieu2(unit_id, period), queries.bieu2(unit_id, comparison),
-        queries.bieu3(unit_id, day), queries.bieu3(unit_id, comparison.end),
-        queries.bieu5(unit_id, day), queries.bieu5(unit_id, comparison.end))
+    (b1_now, b1_before, b2_now, b2_before, b3_now, b3_before), (b5_now, b5_before) = await asyncio.gather(
+        asyncio.gather(queries.bieu1(unit_id, period), queries.bieu1(unit_id, comparison),
+                       queries.bieu2(unit_id, period), queries.bieu2(unit_id, comparison),
+                       queries.bieu3(unit_id, day), queries.bieu3(unit_id, comparison.end)),
+        asyncio.gather(queries.bieu5(unit_id, day), queries.bieu5(unit_id, comparison.end)))
     total = {"increase": 0, "decrease": 0}
     totals_before = {"increase": 0, "decrease": 0}
     for (direction, _), n in b1_now.items():
