@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -250,6 +251,7 @@ def main() -> int:
             broker.stop()
         if postgres is not None:
             postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\nmachine: {os.cpu_count()} cores, {'smoke run' if args.smoke else f'{duration:.0f} s per figure'}")
     print("| figure | value | floor | floor value | ratio |")
     print("|---|---|---|---|---|")
@@ -275,6 +277,7 @@ def demo_only(scale: str) -> int:
         memory = demo_figures(postgres.url, work, scale, 5, copied, figures, rebuild=False)
     finally:
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\nmachine: {os.cpu_count()} cores, the {scale} demo")
     print("| figure | value | floor | floor value | ratio |\n|---|---|---|---|---|")
     for figure in figures:

@@ -79,6 +79,10 @@ class ConsumerSettings:
     lease_ttl_s: float = 10.0
     poll_timeout_ms: int = 100
     topic_check_interval_s: float = 1.0
+    fetch_max_wait_ms: int | None = None
+    """How long the broker may hold a fetch that finds nothing; None keeps the kit's short default (a
+    projection users wait on). Every empty fetch costs CPU on both sides, so a consumer that mostly idles
+    and that nobody waits on asks for a longer one."""
 
 
 class PoisonMessage(Exception):
@@ -498,7 +502,10 @@ class EventConsumer:
         if set(ids) != set(self.settings.topics):
             log.info("waiting for topics %s", sorted(set(self.settings.topics) - set(ids)))
             return None
-        consumer = kafka_setup.new_consumer(self.settings.bootstrap_servers, client_id=self.settings.name)
+        overrides = {} if self.settings.fetch_max_wait_ms is None else {
+            "fetch_max_wait_ms": self.settings.fetch_max_wait_ms}
+        consumer = kafka_setup.new_consumer(self.settings.bootstrap_servers, client_id=self.settings.name,
+                                            **overrides)
         assignment = [TopicPartition(t, p) for t in self.settings.topics for p in range(partitions[t])]
         consumer.assign(assignment)
         hints = {

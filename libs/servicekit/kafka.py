@@ -60,12 +60,12 @@ def new_producer(bootstrap_servers: str, *, client_id: str) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, **PRODUCER_SETTINGS)
 
 
-def new_consumer(bootstrap_servers: str, *, client_id: str) -> KafkaConsumer:
+def new_consumer(bootstrap_servers: str, *, client_id: str, **overrides: Any) -> KafkaConsumer:
     # No group: partitions are assigned by hand. Tansu makes a dynamic member's JoinGroup wait half
     # the session timeout (23 s with kafka-python defaults), and each consumer's progress is in
     # PostgreSQL anyway; one active consumer per name is guaranteed by a lease instead.
     return KafkaConsumer(bootstrap_servers=bootstrap_servers, client_id=client_id, group_id=None,
-                         **CONSUMER_SETTINGS)
+                         **{**CONSUMER_SETTINGS, **overrides})
 
 
 def new_admin(bootstrap_servers: str, *, client_id: str) -> KafkaAdminClient:

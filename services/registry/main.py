@@ -224,7 +224,8 @@ def run_reactions(settings: ServiceSettings, stop: threading.Event) -> None:
     EventConsumer(
         ConsumerSettings(name=REACTIONS, database_url=settings.database_url, schema=SCHEMA,
                          bootstrap_servers=settings.kafka_bootstrap_servers,
-                         topics=(topics.ADMISSIONS, topics.TRANSFERS), lease_ttl_s=settings.relay_lease_ttl_s),
+                         topics=(topics.ADMISSIONS, topics.TRANSFERS), lease_ttl_s=settings.relay_lease_ttl_s,
+                         fetch_max_wait_ms=100),
         reaction_handler(registry),
         catalogues=[admissions_v1.CATALOGUE, transfers_v1.CATALOGUE],
     ).run(stop)
