@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from psycopg.conninfo import make_conninfo
 
@@ -50,18 +49,6 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wait_ready(gateway_url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{gateway_url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("the projections did not catch up")
-
-
 def load_demo(system: Any, scale: str) -> DemoLoad:
     """The loader runs in this process (as `python -m demo` would); the system's relay and projector follow."""
     import resource
@@ -85,7 +72,7 @@ def load_demo(system: Any, scale: str) -> DemoLoad:
     finally:
         registry.pool.close()
     marker.unlink()
-    wait_ready(system.url("gateway"), timeout_s=3600)
+    system.wait_ready(timeout_s=3600)
     end_to_end = time.monotonic() - started
     load = DemoLoad(scale, report.events, store_seconds, end_to_end, report.reform_seconds, report.reform_steps,
                     report.reform_events)

@@ -252,19 +252,22 @@ def main() -> int:
         if postgres is not None:
             postgres.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nmachine: {os.cpu_count()} cores, {'smoke run' if args.smoke else f'{duration:.0f} s per figure'}")
-    print("| figure | value | floor | floor value | ratio |")
-    print("|---|---|---|---|---|")
+    print_results(f"{'smoke run' if args.smoke else f'{duration:.0f} s per figure'}", figures, memory)
+    return 0
+
+
+def print_results(title: str, figures: list[Figure], memory: dict[str, float]) -> None:
+    print(f"\nmachine: {os.cpu_count()} cores, {title}")
+    print("| figure | value | floor | floor value | ratio |\n|---|---|---|---|---|")
     for figure in figures:
         print(figure.row())
     print("\n| process | peak RSS |\n|---|---|")
     for name, megabytes in memory.items():
         print(f"| {name} | {megabytes:,.0f} MiB |")
-    return 0
 
 
 def demo_only(scale: str) -> int:
-    """A large scale on its own (`hanoi` takes the better part of an hour here): load, reform, reads, memory."""
+    """A large scale on its own (`hanoi` takes about half an hour here): load, reform, reads, memory."""
     from registry_bench import copy_floor, roll_rows
 
     from servicekit.embedded.postgres import EmbeddedPostgres
@@ -278,13 +281,7 @@ def demo_only(scale: str) -> int:
     finally:
         postgres.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nmachine: {os.cpu_count()} cores, the {scale} demo")
-    print("| figure | value | floor | floor value | ratio |\n|---|---|---|---|---|")
-    for figure in figures:
-        print(figure.row())
-    print("\n| process | peak RSS |\n|---|---|")
-    for name, megabytes in memory.items():
-        print(f"| {name} | {megabytes:,.0f} MiB |")
+    print_results(f"the {scale} demo", figures, memory)
     return 0
 
 

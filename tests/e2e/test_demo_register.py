@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,18 +46,6 @@ def load(system: RunningSystem) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False)
 
 
-def wait_ready(system: RunningSystem, timeout_s: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{system.url('gateway')}/readyz", timeout=5)
-        body = response.json()
-        if response.status_code == 200:
-            return body
-        time.sleep(0.5)
-    raise AssertionError(f"the gateway did not get ready: {body}")
-
-
 def graphql(system: RunningSystem, query: str, **variables: Any) -> dict[str, Any]:
     response = httpx.post(f"{system.url('gateway')}/graphql", json={"query": query, "variables": variables},
                           headers={"Authorization": f"Bearer {system.token()}"}, timeout=30)
@@ -84,7 +71,7 @@ def loaded(demo_system: RunningSystem) -> RunningSystem:
     result = load(demo_system)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not marker.exists(), "the loader clears the marker once everything is published"
-    wait_ready(demo_system)
+    demo_system.wait_ready()
     return demo_system
 
 

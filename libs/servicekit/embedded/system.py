@@ -49,14 +49,22 @@ class RunningSystem:
         return self
 
     def _wait_live(self, service: str, timeout_s: float = 60) -> None:
+        self._wait_for(service, "/livez", timeout_s, f"{service} did not start")
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        """Until the gateway's /readyz answers 200: every event published so far is projected."""
+        self._wait_for("gateway", "/readyz", timeout_s, "the gateway's projections did not catch up")
+
+    def _wait_for(self, service: str, path: str, timeout_s: float, failure: str) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url(service)}/livez", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url(service)}{path}", timeout=5).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(f"{service} did not start; see {self.data_dir / 'logs'}")
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{failure}; see {self.data_dir / 'logs'}")
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"

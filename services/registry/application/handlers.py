@@ -87,6 +87,11 @@ def _claim(uow: UnitOfWork, scope: str, value: str, owner: str, *, code: str, fi
         raise Conflict(f"{what} {value!r} is already in use", code=code, field=field) from None
 
 
+def _naming(exc: DomainError, where: str) -> DomainError:
+    """The same refusal, saying which item of a bulk command it is about."""
+    return type(exc)(f"{where}: {exc}", code=exc.code, field=exc.field)
+
+
 class RegistryCommands:
     """Builds the handler of each registry command."""
 
@@ -125,7 +130,7 @@ class RegistryCommands:
                 try:
                     self.establish_unit(command)(uow)
                 except DomainError as exc:
-                    raise type(exc)(f"unit {index} ({command.code}): {exc}", code=exc.code, field=exc.field) from exc
+                    raise _naming(exc, f"unit {index} ({command.code})") from exc
             return Outcome(batch_id, f"batch-{batch_id}", {"established": len(commands)})
 
         return handle
@@ -290,8 +295,7 @@ class RegistryCommands:
                     decided = members.enrol(command, current=members.INITIAL, unit=cells[command.unit_id],
                                             today=self.clock())
                 except DomainError as exc:
-                    raise type(exc)(f"member {index} ({command.citizen_id}): {exc}", code=exc.code,
-                                    field=exc.field) from exc
+                    raise _naming(exc, f"member {index} ({command.citizen_id})") from exc
                 uow.record(f"member-{command.member_id}", to_new_events(decided), expected_version=0)
             return Outcome(batch_id, f"batch-{batch_id}", {"written": len(fresh),
                                                            "skipped": len(commands) - len(fresh)})
@@ -311,8 +315,7 @@ class RegistryCommands:
                 try:
                     events = decide(states[member_id], uow)
                 except DomainError as exc:
-                    raise type(exc)(f"fact {index} (member {member_id}): {exc}", code=exc.code,
-                                    field=exc.field) from exc
+                    raise _naming(exc, f"fact {index} (member {member_id})") from exc
                 for event in events:
                     states[member_id] = members.evolve(states[member_id], event)
                 decided.setdefault(member_id, []).extend(events)
