@@ -88,10 +88,9 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
             async def run() -> None:
                 queries = models.statistics
                 earlier: Period = year_earlier(period)
-                await asyncio.gather(queries.bieu1(root, period), queries.bieu1(root, earlier),
-                                     queries.bieu2(root, period), queries.bieu2(root, earlier),
-                                     queries.bieu3(root, today), queries.bieu3(root, earlier.end),
-                                     queries.bieu5(root, today), queries.bieu5(root, earlier.end))
+                await asyncio.gather(
+                    queries.figures(root, [period.opening, period.end, earlier.opening, earlier.end]),
+                    queries.bieu2(root, period), queries.bieu2(root, earlier))
             return run
 
         def members_sql(search: str | None) -> Callable[[], Awaitable[Any]]:

@@ -158,7 +158,10 @@ def year_earlier(period: Period) -> Period:
     return Period(back(period.start), back(period.end))
 
 
-class StatisticsQueries:
+class StatisticsRecount:
+    """The forms counted from the detail rows (linear in the subtree's members): the definition the
+    pre-aggregated figures are held to."""
+
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
@@ -183,3 +186,94 @@ class StatisticsQueries:
     async def bieu5(self, root: uuid.UUID, day: dt.date) -> dict[str, int]:
         rows = await self._rows(BIEU_5, {"root": root, "closing": day})
         return {r["kind"]: int(r["n"]) for r in rows}
+
+
+COMPOSITION_DIMENSIONS = ("total", "status", "gender", "age_band", "ethnicity", "religion", "education",
+                          "occupation", "admission_era")
+
+# Running sums up to each day: whole years before its year, whole months before its month, then days.
+FIGURES_AT = """
+SELECT d.day, s.dimension, s.value, sum(s.delta)::int AS n
+  FROM unnest(%(days)s::date[]) AS d(day)
+  CROSS JOIN LATERAL (
+      SELECT dimension, value, delta FROM statistics_deltas WHERE root_id = %(root)s AND grain = 'y'
+         AND period_start < date_trunc('year', d.day)::date
+      UNION ALL
+      SELECT dimension, value, delta FROM statistics_deltas WHERE root_id = %(root)s AND grain = 'm'
+         AND period_start >= date_trunc('year', d.day)::date AND period_start < date_trunc('month', d.day)::date
+      UNION ALL
+      SELECT dimension, value, delta FROM statistics_deltas WHERE root_id = %(root)s AND grain = 'd'
+         AND period_start >= date_trunc('month', d.day)::date AND period_start <= d.day
+  ) AS s
+ GROUP BY 1, 2, 3
+"""
+
+# New members are few: found by their facts in the period, then placed in the subtree by the ancestry.
+BIEU_2_FAST = f"""
+WITH people AS (
+    SELECT DISTINCT i.member_id, i.status FROM member_facts f
+      JOIN member_intervals i ON i.member_id = f.member_id AND i.valid_from <= %(closing)s AND %(closing)s < i.valid_to
+      JOIN unit_ancestry a ON a.unit_id = i.unit_id AND a.ancestor_id = %(root)s
+                          AND a.lo <= %(closing)s AND %(closing)s < a.hi
+     WHERE f.effective_on > %(opening)s AND f.effective_on <= %(closing)s
+       AND f.event_type IN ('MemberReadmitted', 'MemberEnrolled')
+       AND (f.event_type = 'MemberReadmitted' OR f.data->>'source' = 'admission')
+)
+{COMPOSITION}"""
+
+
+Figures = dict[tuple[str, str], int]
+
+
+class StatisticsQueries:
+    """The forms from the pre-aggregated running sums (gateway.projections.figures)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
+
+    async def figures(self, root: uuid.UUID, days: list[dt.date]) -> dict[dt.date, Figures]:
+        """Every running sum of the subtree on each day: composition, organizations by kind, and the increases
+        and decreases since the beginning."""
+        found: dict[dt.date, Figures] = {day: {} for day in days}
+        for r in await self._rows(FIGURES_AT, {"root": root, "days": sorted(set(days))}):
+            if r["n"]:
+                found[r["day"]][(r["dimension"], r["value"])] = int(r["n"])
+        return found
+
+    @staticmethod
+    def bieu1_of(opening: Figures, closing: Figures) -> dict[tuple[str, str], int]:
+        figures = {("opening", "total"): opening.get(("total", "all"), 0),
+                   ("closing", "total"): closing.get(("total", "all"), 0)}
+        for direction in ("increase", "decrease"):
+            for key in {k for k in opening.keys() | closing.keys() if k[0] == direction}:
+                if n := closing.get(key, 0) - opening.get(key, 0):
+                    figures[key] = n
+        return figures
+
+    @staticmethod
+    def bieu3_of(day: Figures) -> dict[tuple[str, str], int]:
+        return {k: n for k, n in day.items() if k[0] in COMPOSITION_DIMENSIONS}
+
+    @staticmethod
+    def bieu5_of(day: Figures) -> dict[str, int]:
+        return {v: n for (d, v), n in day.items() if d == "unit_kind"}
+
+    async def bieu1(self, root: uuid.UUID, period: Period) -> dict[tuple[str, str], int]:
+        at = await self.figures(root, [period.opening, period.end])
+        return self.bieu1_of(at[period.opening], at[period.end])
+
+    async def bieu2(self, root: uuid.UUID, period: Period) -> dict[tuple[str, str], int]:
+        rows = await self._rows(BIEU_2_FAST, {"root": root, "opening": period.opening, "closing": period.end,
+                                              "age_on": period.end})
+        return {(r["dimension"], r["value"]): int(r["n"]) for r in rows}
+
+    async def bieu3(self, root: uuid.UUID, day: dt.date) -> dict[tuple[str, str], int]:
+        return self.bieu3_of((await self.figures(root, [day]))[day])
+
+    async def bieu5(self, root: uuid.UUID, day: dt.date) -> dict[str, int]:
+        return self.bieu5_of((await self.figures(root, [day]))[day])

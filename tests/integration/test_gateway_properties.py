@@ -1,6 +1,6 @@
 """Generated registry histories with reorganizations, projected: Biểu 1 reconciles for every unit and period,
-the incrementally kept counts equal a recount, and applying the events in batches (as the projector does)
-leaves exactly what applying them one by one leaves."""
+the incrementally kept counts and the pre-aggregated forms equal a recount from the detail rows, and applying
+the events in batches (as the projector does) leaves exactly what applying them one by one leaves."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from contracts.envelope import Envelope
 from gateway.projections import PROJECTIONS
 from gateway.projections.base import batch_dispatcher, dispatcher
 from gateway.reconcile import differences
-from gateway.statistics import Period, StatisticsQueries
+from gateway.statistics import Period, StatisticsQueries, StatisticsRecount
 from registry.domain import members as member_rules
 from registry.domain.commands import DissolveUnit, EnrolMember, MergeUnits, ReattachUnits
 from registry.domain.errors import DomainError
@@ -29,8 +29,10 @@ from servicekit.events import Checkpoint, StoredEvent
 from tests.support.registry import RegistryUnderTest, registry_for
 
 DAYS = st.dates(min_value=dt.date(2016, 1, 1), max_value=dt.date(2026, 10, 1))
+# Members of every age band, some passing into the next one during the history (birthdays move the figures).
+BIRTHS = st.dates(min_value=dt.date(1940, 1, 1), max_value=dt.date(1976, 12, 31))
 OPERATIONS = st.lists(st.one_of(
-    st.tuples(st.just("enrol"), st.integers(0, 5), DAYS),
+    st.tuples(st.just("enrol"), st.integers(0, 5), DAYS, BIRTHS),
     st.tuples(st.just("move"), st.integers(0, 40), st.integers(0, 5), DAYS),
     st.tuples(st.just("leave"), st.integers(0, 40), st.sampled_from(["struck_off", "resigned", "expelled"]), DAYS),
     st.tuples(st.just("die"), st.integers(0, 40), DAYS),
@@ -61,13 +63,14 @@ def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, st
         with contextlib.suppress(DomainError):
             reg.run(handler)
 
-    for op in [("enrol", 0, dt.date(2015, 6, 1)), ("enrol", 3, dt.date(2015, 6, 1)),
-               ("enrol", 5, dt.date(2015, 6, 1)), *operations]:
+    for op in [("enrol", 0, dt.date(2015, 6, 1), dt.date(1970, 1, 1)),
+               ("enrol", 3, dt.date(2015, 6, 1), dt.date(1975, 7, 1)),
+               ("enrol", 5, dt.date(2015, 6, 1), dt.date(1960, 2, 29)), *operations]:
         match op:
-            case ("enrol", cell, day):
+            case ("enrol", cell, day, born):
                 member_id = str(uuid.uuid4())
                 attempt(commands.enrol_member(EnrolMember(
-                    member_id=member_id, full_name="Vũ Văn Hải", gender="male", birth_date=dt.date(1970, 1, 1),
+                    member_id=member_id, full_name="Vũ Văn Hải", gender="male", birth_date=born,
                     citizen_id=f"{uuid.uuid4().int % 10**12:012d}", unit_id=cells[cell], status="official",
                     admitted_on=dt.date(1995, 1, 1), source="existing", member_since=day)))
                 people.append(member_id)
@@ -132,7 +135,11 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
                 batched = conn.execute(
                     f"SELECT * FROM {batched_schema}.{table} WHERE {where} ORDER BY {order}").fetchall()
                 assert batched == one_by_one, f"{table} differs when applied in batches"
-        asyncio.run(_check_reconciliation(database_url, gateway_schema, list(units.values()), period_ends))
+        # Periods ending on the days the hierarchy changed, and the day before, catch every reorganization.
+        reorganized = sorted({day for op in operations if op[0] in ("merge", "reattach", "dissolve_ward")
+                              for day in (op[-1], op[-1] - dt.timedelta(days=1))})
+        asyncio.run(_check_reconciliation(database_url, gateway_schema, list(units.values()),
+                                          period_ends + reorganized))
     finally:
         reg.close()
 
@@ -143,7 +150,13 @@ PROJECTED_TABLES = {
     "member_facts": ("true", "member_id, seq"), "members": ("true", "member_id"),
     "member_intervals": ("true", "member_id, valid_from"),
     "unit_member_counts": ("count <> 0", "unit_id, dimension, value"),
+    "unit_ancestry": ("true", "unit_id, ancestor_id, lo"), "member_transitions": ("true", "member_id, day"),
+    "statistics_deltas": ("delta <> 0", "root_id, grain, period_start, dimension, value"),
 }
+
+
+def nonzero(figures: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    return {k: n for k, n in figures.items() if n}
 
 
 async def _check_reconciliation(database_url: str, schema: str, unit_ids: list[str], ends: list[dt.date]) -> None:
@@ -151,11 +164,17 @@ async def _check_reconciliation(database_url: str, schema: str, unit_ids: list[s
                                kwargs={"options": f"-c search_path={schema},public", "autocommit": True})
     await pool.open()
     try:
-        queries = StatisticsQueries(pool)
+        queries, recount = StatisticsQueries(pool), StatisticsRecount(pool)
         for end in ends:
             period = Period(dt.date(end.year, 1, 1), end)
             for unit in unit_ids:
-                figures = await queries.bieu1(uuid.UUID(unit), period)
+                root = uuid.UUID(unit)
+                figures = await queries.bieu1(root, period)
+                assert nonzero(figures) == nonzero(await recount.bieu1(root, period)), (unit, period)
+                for day in (period.opening, end):
+                    assert await queries.bieu3(root, day) == await recount.bieu3(root, day), (unit, day)
+                    assert await queries.bieu5(root, day) == await recount.bieu5(root, day), (unit, day)
+                assert await queries.bieu2(root, period) == await recount.bieu2(root, period), (unit, period)
                 opening = figures.get(("opening", "total"), 0)
                 closing = figures.get(("closing", "total"), 0)
                 increases = sum(n for (d, _), n in figures.items() if d == "increase")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway.projections import members
-from gateway.projections.history import FOREVER, Fact, MemberInterval, member_intervals, unit_versions
+from gateway.projections.history import (
+    FOREVER,
+    Fact,
+    MemberInterval,
+    MemberTransition,
+    member_intervals,
+    member_transitions,
+    unit_versions,
+)
 
 
 def day(text: str) -> dt.date:
@@ -70,6 +78,38 @@ def test_recognition_exit_and_readmission_shape_the_intervals() -> None:
         MemberInterval("c1", "official", day("2016-05-19"), day("2018-03-01")),
         MemberInterval("c2", "probationary", day("2022-01-01"), day("2024-02-02")),
     ]
+
+
+
+def test_each_start_and_end_of_an_interval_is_a_transition_classified_by_the_fact_of_its_day() -> None:
+    facts = [
+        Fact(day("2015-05-19"), 1, "MemberEnrolled", {"unit_id": "c1", "status": "probationary",
+                                                      "source": "admission"}),
+        Fact(day("2016-05-19"), 2, "MemberRecognizedAsOfficial", {}),
+        Fact(day("2017-01-01"), 3, "MemberUnitChanged", {"to_unit_id": "c2"}),
+        Fact(day("2018-03-01"), 4, "MemberLeftParty", {"reason": "struck_off"}),
+        Fact(day("2022-01-01"), 5, "MemberReadmitted", {"unit_id": "c3"}),
+        Fact(day("2024-02-02"), 6, "MemberDied", {}),
+    ]
+    assert member_transitions(member_intervals(facts), facts) == [
+        MemberTransition(day("2015-05-19"), None, "c1", "admitted", None),
+        MemberTransition(day("2016-05-19"), "c1", "c1", "reorganized_in", "reorganized_out"),
+        MemberTransition(day("2017-01-01"), "c1", "c2", "moved_in", "moved_out"),
+        MemberTransition(day("2018-03-01"), "c2", None, None, "struck_off"),
+        MemberTransition(day("2022-01-01"), None, "c3", "readmitted", None),
+        MemberTransition(day("2024-02-02"), "c3", None, None, "deceased"),
+    ]
+
+
+def test_an_existing_member_and_one_from_another_province_enter_under_their_own_categories() -> None:
+    existing = [Fact(day("2015-01-01"), 1, "MemberEnrolled", {"unit_id": "c1", "status": "official",
+                                                              "source": "existing"})]
+    arriving = [Fact(day("2020-03-01"), 1, "MemberEnrolled", {"unit_id": "c1", "status": "official",
+                                                              "source": "incoming_transfer"}),
+                Fact(day("2021-03-01"), 2, "MemberTransferredOut", {})]
+    assert [t.entry for t in member_transitions(member_intervals(existing), existing)] == ["enrolled_existing"]
+    assert [(t.entry, t.exit) for t in member_transitions(member_intervals(arriving), arriving)] == [
+        ("transferred_in_other_province", None), (None, "transferred_out_other_province")]
 
 
 ENROLLED = {"member_id": "m1", "full_name": "Nguyễn Văn An", "gender": "male", "birth_date": "1980-01-01",

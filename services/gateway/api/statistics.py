@@ -93,12 +93,13 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
     queries = info.context.read_models.statistics
     period = year_to_date(day)
     comparison = year_to_date(compare_with) if compare_with else year_earlier(period)
-    # Eight independent statements: run side by side on the pool's connections.
-    (b1_now, b1_before, b2_now, b2_before, b3_now, b3_before), (b5_now, b5_before) = await asyncio.gather(
-        asyncio.gather(queries.bieu1(unit_id, period), queries.bieu1(unit_id, comparison),
-                       queries.bieu2(unit_id, period), queries.bieu2(unit_id, comparison),
-                       queries.bieu3(unit_id, day), queries.bieu3(unit_id, comparison.end)),
-        asyncio.gather(queries.bieu5(unit_id, day), queries.bieu5(unit_id, comparison.end)))
+    days = [period.opening, period.end, comparison.opening, comparison.end]
+    at, b2_now, b2_before = await asyncio.gather(
+        queries.figures(unit_id, days), queries.bieu2(unit_id, period), queries.bieu2(unit_id, comparison))
+    b1_now = queries.bieu1_of(at[period.opening], at[period.end])
+    b1_before = queries.bieu1_of(at[comparison.opening], at[comparison.end])
+    b3_now, b3_before = queries.bieu3_of(at[day]), queries.bieu3_of(at[comparison.end])
+    b5_now, b5_before = queries.bieu5_of(at[day]), queries.bieu5_of(at[comparison.end])
     total = {"increase": 0, "decrease": 0}
     totals_before = {"increase": 0, "decrease": 0}
     for (direction, _), n in b1_now.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.projections import members, units
+from gateway.projections import figures, members, units
 from gateway.projections.base import Projection
 
-PROJECTIONS: tuple[Projection, ...] = (units.PROJECTION, members.PROJECTION)
+# The pre-aggregated statistics are kept by the units and members projections, in the same transactions.
+FIGURES = Projection(name="figures", ddl=figures.DDL, handlers={})
+PROJECTIONS: tuple[Projection, ...] = (FIGURES, units.PROJECTION, members.PROJECTION)

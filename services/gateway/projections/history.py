@@ -128,3 +128,65 @@ def effective_on(event_type: str, data: dict[str, Any], recorded: dt.date) -> dt
         if value:
             return dt.date.fromisoformat(value)
     return recorded
+
+
+@dataclass(frozen=True)
+class MemberTransition:
+    """A day on which a member's membership interval ends or begins: from where to where, and why (the category
+    of the member's own fact that day; without one, the move is the organization's)."""
+
+    day: dt.date
+    from_unit: str | None
+    to_unit: str | None
+    entry: str | None
+    exit: str | None
+
+
+ENTRY_FACTS = ("MemberEnrolled", "MemberReadmitted", "MemberUnitChanged")
+EXIT_FACTS = ("MemberLeftParty", "MemberDied", "MemberTransferredOut", "MemberUnitChanged")
+
+
+def entry_category(fact: Fact | None) -> str:
+    """Biểu 1's increase rows."""
+    if fact is None:
+        return "reorganized_in"
+    if fact.type == "MemberReadmitted":
+        return "readmitted"
+    if fact.type == "MemberEnrolled":
+        return {"admission": "admitted", "incoming_transfer": "transferred_in_other_province"}.get(
+            fact.data.get("source") or "", "enrolled_existing")
+    return "moved_in"
+
+
+def exit_category(fact: Fact | None) -> str:
+    """Biểu 1's decrease rows."""
+    if fact is None:
+        return "reorganized_out"
+    match fact.type:
+        case "MemberLeftParty":
+            return str(fact.data["reason"])
+        case "MemberDied":
+            return "deceased"
+        case "MemberTransferredOut":
+            return "transferred_out_other_province"
+    return "moved_out"
+
+
+def member_transitions(intervals: Sequence[MemberInterval], facts: Sequence[Fact]) -> list[MemberTransition]:
+    ends = {i.valid_to: i for i in intervals if i.valid_to != FOREVER}
+    starts = {i.valid_from: i for i in intervals}
+    last_entry: dict[dt.date, Fact] = {}
+    last_exit: dict[dt.date, Fact] = {}
+    for fact in sorted(facts, key=lambda f: f.seq):
+        if fact.type in ENTRY_FACTS:
+            last_entry[fact.effective_on] = fact
+        if fact.type in EXIT_FACTS:
+            last_exit[fact.effective_on] = fact
+    transitions = []
+    for day in sorted(starts.keys() | ends.keys()):
+        before, after = ends.get(day), starts.get(day)
+        transitions.append(MemberTransition(
+            day, before.unit_id if before else None, after.unit_id if after else None,
+            entry_category(last_entry.get(day)) if after else None,
+            exit_category(last_exit.get(day)) if before else None))
+    return transitions

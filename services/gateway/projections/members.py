@@ -12,8 +12,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from gateway.projections import figures
 from gateway.projections.base import Projection, copy_rows, record_facts, upsert_rows
-from gateway.projections.history import Fact, effective_on, member_intervals
+from gateway.projections.history import Fact, effective_on, member_intervals, member_transitions
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
 
@@ -246,9 +247,13 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
             notices.append(json.dumps({
                 "member_id": member_id, "change": change, "from_unit_id": old and str(old["unit_id"]),
                 "to_unit_id": str(new["unit_id"]), "effective_on": effective.isoformat(), "version": event.version}))
-    upsert_rows(conn, "members", "member_id", COLUMNS,
-                [[Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS]
-                 for row in current.values() if row is not None])
+    counted = sorted(moved | {e.aggregate_id for e in events if e.event_type == "MemberProfileUpdated"})
+    with figures.member_change(conn, counted):
+        upsert_rows(conn, "members", "member_id", COLUMNS,
+                    [[Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS]
+                     for row in current.values() if row is not None])
+        if moved:
+            _rewrite_intervals_of(conn, sorted(moved))
     added: Counter[tuple[str, str, str]] = Counter()
     removed: Counter[tuple[str, str, str]] = Counter()
     for member_id, latest in current.items():
@@ -256,8 +261,6 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
         added.update(now - was)
         removed.update(was - now)
     _apply_counts(conn, added, removed)
-    if moved:
-        _rewrite_intervals_of(conn, sorted(moved))
     if notices:
         # Delivered at commit to every gateway process (each LISTENs), whichever projector applied it.
         conn.execute("SELECT pg_notify(%s, n) FROM unnest(%s::text[]) AS n", (MEMBER_CHANGES_CHANNEL, notices))
@@ -272,10 +275,15 @@ def _rewrite_intervals_of(conn: psycopg.Connection, member_ids: list[str]) -> No
     for r in conn.execute("SELECT member_id::text, effective_on, seq, event_type, data FROM member_facts"
                           " WHERE member_id = ANY(%s::uuid[])", (member_ids,)).fetchall():
         by_member[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
+    intervals = {member_id: member_intervals(member_facts) for member_id, member_facts in by_member.items()}
     conn.execute("DELETE FROM member_intervals WHERE member_id = ANY(%s::uuid[])", (member_ids,))
     copy_rows(conn, "member_intervals", ("member_id", "valid_from", "valid_to", "unit_id", "status"),
               ((member_id, i.valid_from, i.valid_to, i.unit_id, i.status)
-               for member_id, member_facts in by_member.items() for i in member_intervals(member_facts)))
+               for member_id, rows in intervals.items() for i in rows))
+    conn.execute("DELETE FROM member_transitions WHERE member_id = ANY(%s::uuid[])", (member_ids,))
+    copy_rows(conn, "member_transitions", ("member_id", "day", "from_unit", "to_unit", "entry", "exit"),
+              ((member_id, t.day, t.from_unit, t.to_unit, t.entry, t.exit)
+               for member_id, rows in intervals.items() for t in member_transitions(rows, by_member[member_id])))
 
 
 MEMBER_CHANGES_CHANNEL = "gateway_member_changes"

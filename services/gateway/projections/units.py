@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 
+from gateway.projections import figures
 from gateway.projections.base import Projection, copy_rows, record_facts, upsert_rows
 from gateway.projections.history import Fact, unit_versions
 from gateway.projections.text import fold
@@ -83,7 +84,6 @@ def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> 
     for r in conn.execute("SELECT unit_id::text, effective_on, seq, event_type, data FROM unit_facts"
                           " WHERE unit_id = ANY(%s::uuid[]) ORDER BY unit_id, seq", (unit_ids,)).fetchall():
         by_unit[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
-    conn.execute("DELETE FROM unit_versions WHERE unit_id = ANY(%s::uuid[])", (unit_ids,))
     version_rows: list[tuple[Any, ...]] = []
     unit_rows: list[tuple[Any, ...]] = []
     for unit_id in unit_ids:
@@ -97,8 +97,13 @@ def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> 
         unit_rows.append((unit_id, latest.code, latest.name, fold(f"{latest.code} {latest.name}"), latest.kind,
                           latest.parent_id, latest.status, first.valid_from, ended,
                           first_event[unit_id].data.get("decision_ref"), last_event[unit_id].version))
-    copy_rows(conn, "unit_versions",
-              ("unit_id", "valid_from", "valid_to", "code", "name", "kind", "parent_id", "status"), version_rows)
+
+    def rewrite_versions() -> None:
+        conn.execute("DELETE FROM unit_versions WHERE unit_id = ANY(%s::uuid[])", (unit_ids,))
+        copy_rows(conn, "unit_versions",
+                  ("unit_id", "valid_from", "valid_to", "code", "name", "kind", "parent_id", "status"), version_rows)
+
+    figures.units_changed(conn, unit_ids, rewrite_versions)
     upsert_rows(conn, "units", "id", UNIT_COLUMNS, unit_rows, kept=("established_on", "decision_ref"))
 
 

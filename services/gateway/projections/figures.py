@@ -1,0 +1,298 @@
+"""The statistics forms pre-aggregated per subtree, kept incrementally by the units and members projections.
+
+Every figure the forms ask of a subtree on a day is a running sum: `statistics_deltas` holds, for each unit
+taken as a subtree's root, how each (dimension, value) changes on each day (and the same changes summed by
+month and by year, so a sum up to any day reads a few thousand rows whatever the history's length).
+
+What a subtree counts follows from three derived tables:
+- `unit_ancestry`: each unit's ancestors (and itself) with the period it lay under each, the hierarchy's history
+  folded so a query never walks the tree;
+- `member_intervals`: where each member counted, with which status (members.py);
+- `member_transitions`: the days a member's interval ended or began, classified by the member's fact that day.
+
+The figures are a sum over atoms, each a function of rows of those tables:
+- an interval in a unit and an ancestry row of that unit: the interval's membership (by every dimension, age
+  bands moving on birthdays) inside the period the unit lay under the ancestor, and, when the unit moved under
+  or out of the ancestor while the interval ran, a reorganization increase or decrease;
+- a unit version and an ancestry row: an organization of that kind;
+- a transition: an increase for every ancestor of the new unit that was not an ancestor of the old one the day
+  before, and the converse decrease.
+A change collects the atoms it touches before (sign −1) and after (+1) and adds the difference, so the table is
+always what a recount of the current rows would give: gateway.statistics keeps that recount, and a property test
+holds the two equal on generated histories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+
+FOREVER = "DATE '9999-12-31'"
+
+DDL = """
+-- [lo, hi): the unit lay under ancestor_id (a unit is its own ancestor from its establishment).
+CREATE TABLE IF NOT EXISTS unit_ancestry (
+    unit_id uuid NOT NULL,
+    ancestor_id uuid NOT NULL,
+    lo date NOT NULL,
+    hi date NOT NULL,
+    PRIMARY KEY (unit_id, ancestor_id, lo)
+);
+CREATE INDEX IF NOT EXISTS unit_ancestry_under ON unit_ancestry (ancestor_id, lo);
+
+CREATE TABLE IF NOT EXISTS member_transitions (
+    member_id uuid NOT NULL,
+    day date NOT NULL,
+    from_unit uuid,
+    to_unit uuid,
+    entry text,
+    exit text,
+    PRIMARY KEY (member_id, day)
+);
+CREATE INDEX IF NOT EXISTS member_transitions_from ON member_transitions (from_unit) WHERE from_unit IS NOT NULL;
+CREATE INDEX IF NOT EXISTS member_transitions_to ON member_transitions (to_unit) WHERE to_unit IS NOT NULL;
+
+-- grain 'd': the change on period_start; 'm' and 'y': the changes of the month or year starting there.
+CREATE TABLE IF NOT EXISTS statistics_deltas (
+    root_id uuid NOT NULL,
+    grain "char" NOT NULL,
+    period_start date NOT NULL,
+    dimension text NOT NULL,
+    value text NOT NULL,
+    delta integer NOT NULL,
+    PRIMARY KEY (root_id, grain, period_start, dimension, value)
+);
+"""
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS figures_intervals (
+    sign integer, unit_id uuid, valid_from date, valid_to date, status text, gender text, birth_date date,
+    ethnicity text, religion text, education text, occupation text, era text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS figures_transitions (
+    sign integer, day date, from_unit uuid, to_unit uuid, entry text, exit text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS figures_versions (
+    sign integer, unit_id uuid, valid_from date, valid_to date, kind text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS figures_changes (
+    root_id uuid, day date, dimension text, value text, delta integer) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS figures_ancestry (
+    unit_id uuid, ancestor_id uuid, lo date, hi date) ON COMMIT DELETE ROWS;
+"""
+
+
+def age_band(day: str, birth_date: str) -> str:
+    """Biểu 3's age bands, by age in whole years on `day` (an SQL expression)."""
+    age = f"date_part('year', age({day}, {birth_date}))"
+    return (f"CASE WHEN {age} <= 30 THEN '18-30' WHEN {age} <= 35 THEN '31-35' WHEN {age} <= 40 THEN '36-40'"
+            f" WHEN {age} <= 45 THEN '41-45' WHEN {age} <= 50 THEN '46-50' WHEN {age} <= 55 THEN '51-55'"
+            f" WHEN {age} <= 60 THEN '56-60' ELSE 'over_60' END")
+
+
+# The ages at which a member passes into the next band.
+BAND_STARTS = "ARRAY[31, 36, 41, 46, 51, 56, 61]"
+
+_MEMBER_ROW = """
+SELECT %(sign)s, i.unit_id, i.valid_from, i.valid_to, i.status, m.gender, m.birth_date,
+       CASE WHEN coalesce(m.ethnicity, 'Kinh') = 'Kinh' THEN 'kinh' ELSE 'minority' END,
+       CASE WHEN m.religion IS NULL OR m.religion IN ('', 'Không') THEN 'none' ELSE 'religious' END,
+       coalesce(m.education, 'unknown'), coalesce(m.occupation, 'unknown'),
+       CASE WHEN m.admitted_on < DATE '1945-08-19' THEN 'before_1945'
+            WHEN m.admitted_on < DATE '1954-07-21' THEN '1945_1954'
+            WHEN m.admitted_on < DATE '1975-04-30' THEN '1954_1975' ELSE 'after_1975' END
+  FROM member_intervals i JOIN members m ON m.member_id = i.member_id
+"""
+
+_EXPAND = f"""
+INSERT INTO figures_changes (root_id, day, dimension, value, delta)
+WITH iv AS (
+    SELECT unit_id, valid_from, valid_to, status, gender, birth_date, ethnicity, religion, education, occupation,
+           era, sum(sign)::int AS n
+      FROM figures_intervals GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 HAVING sum(sign) <> 0
+),
+tr AS (
+    SELECT day, from_unit, to_unit, entry, exit, sum(sign)::int AS n
+      FROM figures_transitions GROUP BY 1, 2, 3, 4, 5 HAVING sum(sign) <> 0
+),
+unit_changes AS (
+    SELECT unit_id, day, dimension, value, sum(delta)::int AS delta FROM (
+        SELECT iv.unit_id, e.day, d.dimension, d.value, e.sign * iv.n AS delta
+          FROM iv
+          CROSS JOIN LATERAL (VALUES (iv.valid_from, 1, iv.valid_from), (iv.valid_to, -1, iv.valid_to - 1))
+               AS e(day, sign, age_on)
+          CROSS JOIN LATERAL (VALUES ('total', 'all'), ('status', iv.status), ('gender', iv.gender),
+               ('age_band', {age_band('e.age_on', 'iv.birth_date')}), ('ethnicity', iv.ethnicity),
+               ('religion', iv.religion), ('education', iv.education), ('occupation', iv.occupation),
+               ('admission_era', iv.era)) AS d(dimension, value)
+         WHERE e.day < {FOREVER}
+        UNION ALL
+        SELECT iv.unit_id, b.day, 'age_band', {age_band('x.age_on', 'iv.birth_date')}, x.sign * iv.n
+          FROM iv
+          CROSS JOIN LATERAL (SELECT ((iv.birth_date - 1) + make_interval(years => k))::date + 1 AS day
+                                FROM unnest({BAND_STARTS}) AS k) b
+          CROSS JOIN LATERAL (VALUES (b.day, 1), (b.day - 1, -1)) AS x(age_on, sign)
+         WHERE iv.valid_from < b.day AND b.day < iv.valid_to
+        UNION ALL
+        SELECT v.unit_id, e.day, 'unit_kind', v.kind, e.sign * v.sign
+          FROM figures_versions v CROSS JOIN LATERAL (VALUES (v.valid_from, 1), (v.valid_to, -1)) AS e(day, sign)
+         WHERE e.day < {FOREVER}
+    ) x GROUP BY 1, 2, 3, 4 HAVING sum(delta) <> 0
+)
+SELECT a.ancestor_id, greatest(c.day, a.lo), c.dimension, c.value, c.delta
+  FROM unit_changes c JOIN unit_ancestry a ON a.unit_id = c.unit_id AND c.day < a.hi
+UNION ALL
+SELECT a.ancestor_id, a.hi, c.dimension, c.value, -c.delta
+  FROM unit_changes c JOIN unit_ancestry a ON a.unit_id = c.unit_id AND c.day < a.hi AND a.hi < {FOREVER}
+UNION ALL
+SELECT a.ancestor_id, a.lo, 'increase', 'reorganized_in', iv.n
+  FROM iv JOIN unit_ancestry a ON a.unit_id = iv.unit_id AND iv.valid_from < a.lo AND a.lo < iv.valid_to
+UNION ALL
+SELECT a.ancestor_id, a.hi, 'decrease', 'reorganized_out', iv.n
+  FROM iv JOIN unit_ancestry a ON a.unit_id = iv.unit_id AND iv.valid_from < a.hi AND a.hi < iv.valid_to
+UNION ALL
+SELECT a.ancestor_id, t.day, 'increase', t.entry, t.n
+  FROM tr t JOIN unit_ancestry a ON a.unit_id = t.to_unit AND a.lo <= t.day AND t.day < a.hi
+ WHERE NOT EXISTS (SELECT 1 FROM unit_ancestry b WHERE b.unit_id = t.from_unit AND b.ancestor_id = a.ancestor_id
+                      AND b.lo < t.day AND t.day <= b.hi)
+UNION ALL
+SELECT a.ancestor_id, t.day, 'decrease', t.exit, t.n
+  FROM tr t JOIN unit_ancestry a ON a.unit_id = t.from_unit AND a.lo < t.day AND t.day <= a.hi
+ WHERE NOT EXISTS (SELECT 1 FROM unit_ancestry b WHERE b.unit_id = t.to_unit AND b.ancestor_id = a.ancestor_id
+                      AND b.lo <= t.day AND t.day < b.hi)
+"""
+
+_MERGE = """
+INSERT INTO statistics_deltas (root_id, grain, period_start, dimension, value, delta)
+SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN date_trunc('year', day)::date
+                                      WHEN 'm' THEN date_trunc('month', day)::date ELSE day END,
+       dimension, value, sum(delta)
+  FROM figures_changes CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('d'::"char")) AS g(grain)
+ GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0
+ ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (root_id, grain, period_start, dimension, value)
+DO UPDATE SET delta = statistics_deltas.delta + EXCLUDED.delta
+"""
+
+# Each unit's ancestors with the periods, from the versions (fragments cut by every version of every ancestor,
+# then joined again where they touch, so a period's start or end is a real move).
+_ANCESTRY = """
+INSERT INTO figures_ancestry (unit_id, ancestor_id, lo, hi)
+WITH RECURSIVE up(unit_id, ancestor_id, lo, hi, depth) AS (
+    SELECT unit_id, unit_id, valid_from, valid_to, 0 FROM unit_versions WHERE unit_id = ANY(%(units)s::uuid[])
+    UNION ALL
+    SELECT up.unit_id, v.parent_id, greatest(up.lo, v.valid_from), least(up.hi, v.valid_to), up.depth + 1
+      FROM up JOIN unit_versions v ON v.unit_id = up.ancestor_id AND v.valid_from < up.hi AND up.lo < v.valid_to
+     WHERE v.parent_id IS NOT NULL AND up.depth < 64
+),
+marked AS (
+    SELECT unit_id, ancestor_id, lo, hi,
+           CASE WHEN lo = lag(hi) OVER (PARTITION BY unit_id, ancestor_id ORDER BY lo) THEN 0 ELSE 1 END AS starts
+      FROM up
+),
+grouped AS (
+    SELECT unit_id, ancestor_id, lo, hi,
+           sum(starts) OVER (PARTITION BY unit_id, ancestor_id ORDER BY lo) AS run
+      FROM marked
+)
+SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped GROUP BY unit_id, ancestor_id, run
+"""
+
+
+def _stage(conn: psycopg.Connection) -> None:
+    conn.execute(_STAGING)
+
+
+def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> None:
+    """The atoms of these members' intervals and transitions, as the tables hold them now."""
+    _stage(conn)
+    params = {"sign": sign, "ids": member_ids}
+    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.member_id = ANY(%(ids)s::uuid[])",
+                 params)
+    conn.execute("INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
+                 " FROM member_transitions WHERE member_id = ANY(%(ids)s::uuid[])", params)
+
+
+def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, versions_of: list[str]) -> None:
+    """The atoms of the members' intervals in these units, the transitions from or to them, and the active
+    versions of the units in `versions_of`."""
+    _stage(conn)
+    params = {"sign": sign, "ids": unit_ids, "versions_of": versions_of}
+    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.unit_id = ANY(%(ids)s::uuid[])",
+                 params)
+    conn.execute("INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
+                 " FROM member_transitions WHERE from_unit = ANY(%(ids)s::uuid[])"
+                 " UNION ALL SELECT %(sign)s, day, from_unit, to_unit, entry, exit FROM member_transitions"
+                 " WHERE to_unit = ANY(%(ids)s::uuid[])"
+                 " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)s::uuid[]))",
+                 params)
+    collect_versions(conn, versions_of, sign)
+
+
+def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> None:
+    _stage(conn)
+    conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
+                 " WHERE unit_id = ANY(%s::uuid[]) AND status = 'active'", (sign, unit_ids))
+
+
+def expand(conn: psycopg.Connection) -> None:
+    """The collected atoms, through the ancestry as it stands, into changes per subtree root."""
+    conn.execute(_EXPAND)
+    conn.execute("TRUNCATE figures_intervals, figures_transitions, figures_versions")
+
+
+def settle(conn: psycopg.Connection) -> None:
+    """Adds the expanded changes to the running sums."""
+    conn.execute(_MERGE)
+    conn.execute("TRUNCATE figures_changes")
+
+
+def member_change(conn: psycopg.Connection, member_ids: list[str]) -> MemberChange:
+    return MemberChange(conn, member_ids)
+
+
+class MemberChange:
+    """`with member_change(conn, ids):` around rewriting those members' rows, intervals and transitions."""
+
+    def __init__(self, conn: psycopg.Connection, member_ids: list[str]) -> None:
+        self.conn, self.member_ids = conn, member_ids
+
+    def __enter__(self) -> None:
+        if self.member_ids:
+            collect_members(self.conn, self.member_ids, -1)
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None and self.member_ids:
+            collect_members(self.conn, self.member_ids, 1)
+            expand(self.conn)
+            settle(self.conn)
+
+
+def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_versions: Callable[[], None]) -> None:
+    """Rewrites these units' versions (by calling `rewrite_versions()`), then their ancestry and that of every unit
+    ever under them, carrying the figures over to the new hierarchy."""
+    _stage(conn)
+    collect_versions(conn, unit_ids, -1)
+    rewrite_versions()
+    below = [r[0] for r in conn.execute(
+        "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%s::uuid[])"
+        " UNION SELECT v.unit_id FROM unit_versions v JOIN down d ON v.parent_id = d.unit_id)"
+        " SELECT unit_id::text FROM down", (unit_ids,)).fetchall()]
+    conn.execute(_ANCESTRY, {"units": below})
+    moved = [r[0] for r in conn.execute(
+        "SELECT DISTINCT unit_id::text FROM ("
+        " (SELECT unit_id, ancestor_id, lo, hi FROM figures_ancestry"
+        "  EXCEPT SELECT unit_id, ancestor_id, lo, hi FROM unit_ancestry WHERE unit_id = ANY(%(below)s::uuid[]))"
+        " UNION ALL"
+        " (SELECT unit_id, ancestor_id, lo, hi FROM unit_ancestry WHERE unit_id = ANY(%(below)s::uuid[])"
+        "  EXCEPT SELECT unit_id, ancestor_id, lo, hi FROM figures_ancestry)) AS changed",
+        {"below": below}).fetchall()]
+    touched = sorted(set(moved) | set(unit_ids))
+    others = sorted(set(moved) - set(unit_ids))
+    collect_units(conn, touched, -1, versions_of=others)
+    expand(conn)
+    conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%s::uuid[])", (moved,))
+    conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry WHERE unit_id = ANY(%s::uuid[])",
+                 (moved,))
+    conn.execute("TRUNCATE figures_ancestry")
+    collect_units(conn, touched, 1, versions_of=touched)
+    expand(conn)
+    settle(conn)
