@@ -57,7 +57,7 @@ async def _time(samples: int, call: Callable[[], Awaitable[Any]]) -> list[float]
 async def measure(gateway_url: str, database_url: str, token: str, samples: int, *, ward_code: str = "00004"
                   ) -> list[Latency]:
     from gateway.read_models import ReadModels, Scope, vietnam_today
-    from gateway.statistics import Period, year_earlier, year_to_date
+    from gateway.statistics import forms, year_earlier, year_to_date
 
     pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False,
                                kwargs={"autocommit": True, "options": "-c search_path=gateway,public"})
@@ -86,11 +86,7 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
 
         def statistics_sql(root: uuid.UUID) -> Callable[[], Awaitable[Any]]:
             async def run() -> None:
-                queries = models.statistics
-                earlier: Period = year_earlier(period)
-                await asyncio.gather(
-                    queries.figures(root, [period.opening, period.end, earlier.opening, earlier.end]),
-                    queries.bieu2(root, period), queries.bieu2(root, earlier))
+                await forms(pool, root, period, year_earlier(period))
             return run
 
         def members_sql(search: str | None) -> Callable[[], Awaitable[Any]]:

@@ -82,11 +82,8 @@ _UNIT_COLUMNS = "id, code, name, kind, parent_id, status, established_on"
 
 class ReadModels:
     def __init__(self, pool: AsyncConnectionPool) -> None:
-        from gateway.statistics import StatisticsQueries
-
         self.pool = pool
         self.statements = 0
-        self.statistics = StatisticsQueries(pool)
 
     async def fetch(self, query: str, params: Any = None) -> list[dict[str, Any]]:
         self.statements += 1

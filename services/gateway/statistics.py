@@ -9,6 +9,7 @@ closing. Moves between units inside the subtree are neither.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from gateway.projections.figures import AGGREGATED_KINDS
 
 
 def tree(name: str, day: str) -> str:
@@ -88,12 +91,22 @@ UNION ALL SELECT 'decrease', coalesce(x.category, 'reorganized_out'), count(*) F
  GROUP BY 2
 """
 
+# The forms count age by year of birth (the report's year minus the year of birth).
 AGE_BAND = """
 CASE
   WHEN age <= 30 THEN '18-30' WHEN age <= 35 THEN '31-35' WHEN age <= 40 THEN '36-40'
   WHEN age <= 45 THEN '41-45' WHEN age <= 50 THEN '46-50' WHEN age <= 55 THEN '51-55'
   WHEN age <= 60 THEN '56-60' ELSE 'over_60'
 END"""
+
+def age_band(age: int) -> str:
+    """AGE_BAND in Python, for ages counted from the pre-aggregated years of birth."""
+    for top, band in ((30, "18-30"), (35, "31-35"), (40, "36-40"), (45, "41-45"), (50, "46-50"), (55, "51-55"),
+                      (60, "56-60")):
+        if age <= top:
+            return band
+    return "over_60"
+
 
 ERA = """
 CASE
@@ -103,7 +116,7 @@ END"""
 
 COMPOSITION = f"""
 SELECT d.dimension, d.value, count(*) AS n FROM people p JOIN members m ON m.member_id = p.member_id
-CROSS JOIN LATERAL (SELECT date_part('year', age(%(age_on)s, m.birth_date))::int AS age) a
+CROSS JOIN LATERAL (SELECT (date_part('year', %(age_on)s::date) - date_part('year', m.birth_date))::int AS age) a
 CROSS JOIN LATERAL (VALUES
     ('total', 'all'), ('status', p.status), ('gender', m.gender),
     ('age_band', {AGE_BAND}),
@@ -256,8 +269,13 @@ class StatisticsQueries:
         return figures
 
     @staticmethod
-    def bieu3_of(day: Figures) -> dict[tuple[str, str], int]:
-        return {k: n for k, n in day.items() if k[0] in COMPOSITION_DIMENSIONS}
+    def bieu3_of(day: dt.date, figures: Figures) -> dict[tuple[str, str], int]:
+        found = {k: n for k, n in figures.items() if k[0] in COMPOSITION_DIMENSIONS}
+        for (dimension, value), n in figures.items():
+            if dimension == "birth_year":
+                band = ("age_band", age_band(day.year - int(value)))
+                found[band] = found.get(band, 0) + n
+        return {k: n for k, n in found.items() if n}
 
     @staticmethod
     def bieu5_of(day: Figures) -> dict[str, int]:
@@ -273,7 +291,42 @@ class StatisticsQueries:
         return {(r["dimension"], r["value"]): int(r["n"]) for r in rows}
 
     async def bieu3(self, root: uuid.UUID, day: dt.date) -> dict[tuple[str, str], int]:
-        return self.bieu3_of((await self.figures(root, [day]))[day])
+        return self.bieu3_of(day, (await self.figures(root, [day]))[day])
 
     async def bieu5(self, root: uuid.UUID, day: dt.date) -> dict[str, int]:
         return self.bieu5_of((await self.figures(root, [day]))[day])
+
+
+@dataclass(frozen=True)
+class Forms:
+    """Each form for the period and for the comparison period."""
+
+    bieu1: tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]
+    bieu2: tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]
+    bieu3: tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]
+    bieu5: tuple[dict[str, int], dict[str, int]]
+
+
+async def forms(pool: AsyncConnectionPool, root: uuid.UUID, period: Period, comparison: Period) -> Forms:
+    """A committee's forms from its running sums; a smaller unit's counted from its members."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT kind = ANY(%s) FROM units WHERE id = %s", (list(AGGREGATED_KINDS), root))
+        row = await cur.fetchone()
+    if row is not None and row[0]:
+        fast = StatisticsQueries(pool)
+        at, b2_now, b2_before = await asyncio.gather(
+            fast.figures(root, [period.opening, period.end, comparison.opening, comparison.end]),
+            fast.bieu2(root, period), fast.bieu2(root, comparison))
+        return Forms((fast.bieu1_of(at[period.opening], at[period.end]),
+                      fast.bieu1_of(at[comparison.opening], at[comparison.end])),
+                     (b2_now, b2_before),
+                     (fast.bieu3_of(period.end, at[period.end]),
+                      fast.bieu3_of(comparison.end, at[comparison.end])),
+                     (fast.bieu5_of(at[period.end]), fast.bieu5_of(at[comparison.end])))
+    slow = StatisticsRecount(pool)
+    (b1_now, b1_before, b2_now, b2_before, b3_now, b3_before), (b5_now, b5_before) = await asyncio.gather(
+        asyncio.gather(slow.bieu1(root, period), slow.bieu1(root, comparison),
+                       slow.bieu2(root, period), slow.bieu2(root, comparison),
+                       slow.bieu3(root, period.end), slow.bieu3(root, comparison.end)),
+        asyncio.gather(slow.bieu5(root, period.end), slow.bieu5(root, comparison.end)))
+    return Forms((b1_now, b1_before), (b2_now, b2_before), (b3_now, b3_before), (b5_now, b5_before))

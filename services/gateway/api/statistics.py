@@ -3,7 +3,6 @@ earlier, and the change in percent."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 
@@ -13,7 +12,7 @@ from strawberry.types import Info
 from gateway.api.common import today
 from gateway.api.context import GatewayContext
 from gateway.api.errors import Forbidden
-from gateway.statistics import year_earlier, year_to_date
+from gateway.statistics import forms, year_earlier, year_to_date
 
 
 @strawberry.type
@@ -90,16 +89,11 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
     day = as_of or today()
     if not await info.context.in_scope(unit_id, day):
         raise Forbidden("outside your subtree")
-    queries = info.context.read_models.statistics
     period = year_to_date(day)
     comparison = year_to_date(compare_with) if compare_with else year_earlier(period)
-    days = [period.opening, period.end, comparison.opening, comparison.end]
-    at, b2_now, b2_before = await asyncio.gather(
-        queries.figures(unit_id, days), queries.bieu2(unit_id, period), queries.bieu2(unit_id, comparison))
-    b1_now = queries.bieu1_of(at[period.opening], at[period.end])
-    b1_before = queries.bieu1_of(at[comparison.opening], at[comparison.end])
-    b3_now, b3_before = queries.bieu3_of(at[day]), queries.bieu3_of(at[comparison.end])
-    b5_now, b5_before = queries.bieu5_of(at[day]), queries.bieu5_of(at[comparison.end])
+    found = await forms(info.context.read_models.pool, unit_id, period, comparison)
+    (b1_now, b1_before), (b2_now, b2_before) = found.bieu1, found.bieu2
+    (b3_now, b3_before), (b5_now, b5_before) = found.bieu3, found.bieu5
     total = {"increase": 0, "decrease": 0}
     totals_before = {"increase": 0, "decrease": 0}
     for (direction, _), n in b1_now.items():

@@ -1,8 +1,9 @@
 """The statistics forms pre-aggregated per subtree, kept incrementally by the units and members projections.
 
-Every figure the forms ask of a subtree on a day is a running sum: `statistics_deltas` holds, for each unit
-taken as a subtree's root, how each (dimension, value) changes on each day (and the same changes summed by
-month and by year, so a sum up to any day reads a few thousand rows whatever the history's length).
+Every figure the forms ask of a subtree on a day is a running sum: `statistics_deltas` holds, for each
+committee (AGGREGATED_KINDS) taken as a subtree's root, how each (dimension, value) changes on each day, and the
+same changes summed by month and by year, so a sum up to any day reads a few thousand rows whatever the
+history's length.
 
 What a subtree counts follows from three derived tables:
 - `unit_ancestry`: each unit's ancestors (and itself) with the period it lay under each, the hierarchy's history
@@ -11,8 +12,9 @@ What a subtree counts follows from three derived tables:
 - `member_transitions`: the days a member's interval ended or began, classified by the member's fact that day.
 
 The figures are a sum over atoms, each a function of rows of those tables:
-- an interval in a unit and an ancestry row of that unit: the interval's membership (by every dimension, age
-  bands moving on birthdays) inside the period the unit lay under the ancestor, and, when the unit moved under
+- an interval in a unit and an ancestry row of that unit: the interval's membership (by every dimension, and
+  by year of birth, from which the forms' age bands follow for any year) inside the period the unit lay under
+  the ancestor, and, when the unit moved under
   or out of the ancestor while the interval ran, a reorganization increase or decrease;
 - a unit version and an ancestry row: an organization of that kind;
 - a transition: an increase for every ancestor of the new unit that was not an ancestor of the old one the day
@@ -31,7 +33,8 @@ import psycopg
 FOREVER = "DATE '9999-12-31'"
 
 DDL = """
--- [lo, hi): the unit lay under ancestor_id (a unit is its own ancestor from its establishment).
+-- [lo, hi): the unit lay under ancestor_id (a unit is its own ancestor from its establishment); only the
+-- ancestors whose figures are kept (AGGREGATED_KINDS).
 CREATE TABLE IF NOT EXISTS unit_ancestry (
     unit_id uuid NOT NULL,
     ancestor_id uuid NOT NULL,
@@ -39,7 +42,6 @@ CREATE TABLE IF NOT EXISTS unit_ancestry (
     hi date NOT NULL,
     PRIMARY KEY (unit_id, ancestor_id, lo)
 );
-CREATE INDEX IF NOT EXISTS unit_ancestry_under ON unit_ancestry (ancestor_id, lo);
 
 CREATE TABLE IF NOT EXISTS member_transitions (
     member_id uuid NOT NULL,
@@ -80,16 +82,11 @@ CREATE TEMP TABLE IF NOT EXISTS figures_ancestry (
 """
 
 
-def age_band(day: str, birth_date: str) -> str:
-    """Biểu 3's age bands, by age in whole years on `day` (an SQL expression)."""
-    age = f"date_part('year', age({day}, {birth_date}))"
-    return (f"CASE WHEN {age} <= 30 THEN '18-30' WHEN {age} <= 35 THEN '31-35' WHEN {age} <= 40 THEN '36-40'"
-            f" WHEN {age} <= 45 THEN '41-45' WHEN {age} <= 50 THEN '46-50' WHEN {age} <= 55 THEN '51-55'"
-            f" WHEN {age} <= 60 THEN '56-60' ELSE 'over_60' END")
+# Committees keep pre-aggregated figures; a grassroots cell, a sub-committee or a cell is small enough to count
+# from its members when asked, and keeping theirs would multiply the rows by the depth of the tree.
+AGGREGATED_KINDS = ("city_committee", "district_committee", "commune_committee", "sector_committee",
+                    "grassroots_committee")
 
-
-# The ages at which a member passes into the next band.
-BAND_STARTS = "ARRAY[31, 36, 41, 46, 51, 56, 61]"
 
 _MEMBER_ROW = """
 SELECT %(sign)s, i.unit_id, i.valid_from, i.valid_to, i.status, m.gender, m.birth_date,
@@ -117,20 +114,12 @@ unit_changes AS (
     SELECT unit_id, day, dimension, value, sum(delta)::int AS delta FROM (
         SELECT iv.unit_id, e.day, d.dimension, d.value, e.sign * iv.n AS delta
           FROM iv
-          CROSS JOIN LATERAL (VALUES (iv.valid_from, 1, iv.valid_from), (iv.valid_to, -1, iv.valid_to - 1))
-               AS e(day, sign, age_on)
+          CROSS JOIN LATERAL (VALUES (iv.valid_from, 1), (iv.valid_to, -1)) AS e(day, sign)
           CROSS JOIN LATERAL (VALUES ('total', 'all'), ('status', iv.status), ('gender', iv.gender),
-               ('age_band', {age_band('e.age_on', 'iv.birth_date')}), ('ethnicity', iv.ethnicity),
+               ('birth_year', date_part('year', iv.birth_date)::text), ('ethnicity', iv.ethnicity),
                ('religion', iv.religion), ('education', iv.education), ('occupation', iv.occupation),
                ('admission_era', iv.era)) AS d(dimension, value)
          WHERE e.day < {FOREVER}
-        UNION ALL
-        SELECT iv.unit_id, b.day, 'age_band', {age_band('x.age_on', 'iv.birth_date')}, x.sign * iv.n
-          FROM iv
-          CROSS JOIN LATERAL (SELECT ((iv.birth_date - 1) + make_interval(years => k))::date + 1 AS day
-                                FROM unnest({BAND_STARTS}) AS k) b
-          CROSS JOIN LATERAL (VALUES (b.day, 1), (b.day - 1, -1)) AS x(age_on, sign)
-         WHERE iv.valid_from < b.day AND b.day < iv.valid_to
         UNION ALL
         SELECT v.unit_id, e.day, 'unit_kind', v.kind, e.sign * v.sign
           FROM figures_versions v CROSS JOIN LATERAL (VALUES (v.valid_from, 1), (v.valid_to, -1)) AS e(day, sign)
@@ -162,8 +151,8 @@ SELECT a.ancestor_id, t.day, 'decrease', t.exit, t.n
 
 _MERGE = """
 INSERT INTO statistics_deltas (root_id, grain, period_start, dimension, value, delta)
-SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN date_trunc('year', day)::date
-                                      WHEN 'm' THEN date_trunc('month', day)::date ELSE day END,
+SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN day - date_part('doy', day)::int + 1
+                                      WHEN 'm' THEN day - date_part('day', day)::int + 1 ELSE day END,
        dimension, value, sum(delta)
   FROM figures_changes CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('d'::"char")) AS g(grain)
  GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0
@@ -193,7 +182,9 @@ grouped AS (
            sum(starts) OVER (PARTITION BY unit_id, ancestor_id ORDER BY lo) AS run
       FROM marked
 )
-SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped GROUP BY unit_id, ancestor_id, run
+SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped
+ WHERE ancestor_id IN (SELECT unit_id FROM unit_versions WHERE kind = ANY(%(kinds)s))
+ GROUP BY unit_id, ancestor_id, run
 """
 
 
@@ -235,12 +226,15 @@ def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -
 
 def expand(conn: psycopg.Connection) -> None:
     """The collected atoms, through the ancestry as it stands, into changes per subtree root."""
+    # Without statistics the planner takes a temporary table for a few hundred rows and loops over it.
+    conn.execute("ANALYZE figures_intervals, figures_transitions")
     conn.execute(_EXPAND)
     conn.execute("TRUNCATE figures_intervals, figures_transitions, figures_versions")
 
 
 def settle(conn: psycopg.Connection) -> None:
     """Adds the expanded changes to the running sums."""
+    conn.execute("ANALYZE figures_changes")
     conn.execute(_MERGE)
     conn.execute("TRUNCATE figures_changes")
 
@@ -276,7 +270,7 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
         "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%s::uuid[])"
         " UNION SELECT v.unit_id FROM unit_versions v JOIN down d ON v.parent_id = d.unit_id)"
         " SELECT unit_id::text FROM down", (unit_ids,)).fetchall()]
-    conn.execute(_ANCESTRY, {"units": below})
+    conn.execute(_ANCESTRY, {"units": below, "kinds": list(AGGREGATED_KINDS)})
     moved = [r[0] for r in conn.execute(
         "SELECT DISTINCT unit_id::text FROM ("
         " (SELECT unit_id, ancestor_id, lo, hi FROM figures_ancestry"
