@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -68,3 +69,37 @@ def unit_requests(host: str, port: int, token: str, parent_id: str) -> Callable[
             "parent_id": parent_id, "established_on": "2025-07-01"})
 
     return make
+
+
+async def _paced(host: str, port: int, rate: float, until: threading.Event, make_request: Callable[[], bytes],
+                 connections: int) -> int:
+    done = 0
+    interval = connections / rate
+
+    async def worker(offset: float) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection(host, port)
+        due = time.perf_counter() + offset
+        try:
+            while not until.is_set():
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                writer.write(make_request())
+                status, body = await _read_response(reader)
+                if status != 201:
+                    raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
+                done += 1
+                due += interval
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(i * interval / connections) for i in range(connections)))
+    return done
+
+
+def run_paced(host: str, port: int, *, rate: float, until: threading.Event, make_request: Callable[[], bytes],
+              connections: int = 8) -> float:
+    """Sustains `rate` requests per second (as long as the server keeps up) until `until` is set; returns the
+    rate achieved."""
+    started = time.perf_counter()
+    done = asyncio.run(_paced(host, port, rate, until, make_request, connections))
+    return done / (time.perf_counter() - started)

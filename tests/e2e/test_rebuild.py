@@ -16,6 +16,10 @@ TABLES = {
     "member_intervals": "SELECT * FROM member_intervals ORDER BY member_id, valid_from",
     "unit_member_counts": "SELECT * FROM unit_member_counts WHERE count <> 0 ORDER BY unit_id, dimension, value",
     "member_facts": "SELECT member_id, seq, effective_on, event_type, data FROM member_facts ORDER BY 1, 2",
+    "unit_ancestry": "SELECT * FROM unit_ancestry ORDER BY unit_id, ancestor_id, lo",
+    "member_transitions": "SELECT * FROM member_transitions ORDER BY member_id, day",
+    "statistics_deltas": "SELECT * FROM statistics_deltas WHERE delta <> 0 ORDER BY root_id, grain, period_start,"
+                         " dimension, value",
 }
 
 

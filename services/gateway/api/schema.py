@@ -6,7 +6,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from gateway.api.common import Node
 from gateway.api.lists import ListQueries
@@ -47,6 +54,10 @@ LIMITS: list[Any] = [
     MaxAliasesLimiter(max_alias_count=30),
     MaxTokensLimiter(max_token_count=2000),
     MaskErrors(should_mask_error=_internal, error_message="Internal error"),
+    # Front ends send the same few documents again and again: parse and validate each once (bounded, so many
+    # distinct documents cannot grow the memory).
+    ParserCache(maxsize=512),
+    ValidationCache(maxsize=512),
 ]
 
 def _code_for(error: GraphQLError) -> str:
