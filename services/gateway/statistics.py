@@ -171,6 +171,12 @@ def year_earlier(period: Period) -> Period:
     return Period(back(period.start), back(period.end))
 
 
+async def rows_of(pool: AsyncConnectionPool, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
 class StatisticsRecount:
     """The forms counted from the detail rows (linear in the subtree's members): the definition the
     pre-aggregated figures are held to."""
@@ -178,26 +184,22 @@ class StatisticsRecount:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query, params)
-            return await cur.fetchall()
 
     async def bieu1(self, root: uuid.UUID, period: Period) -> dict[tuple[str, str], int]:
-        rows = await self._rows(BIEU_1, {"root": root, "opening": period.opening, "closing": period.end})
+        rows = await rows_of(self.pool, BIEU_1, {"root": root, "opening": period.opening, "closing": period.end})
         return {(r["direction"], r["category"]): int(r["n"]) for r in rows}
 
     async def bieu2(self, root: uuid.UUID, period: Period) -> dict[tuple[str, str], int]:
-        rows = await self._rows(BIEU_2, {"root": root, "opening": period.opening, "closing": period.end,
+        rows = await rows_of(self.pool, BIEU_2, {"root": root, "opening": period.opening, "closing": period.end,
                                          "age_on": period.end})
         return {(r["dimension"], r["value"]): int(r["n"]) for r in rows}
 
     async def bieu3(self, root: uuid.UUID, day: dt.date) -> dict[tuple[str, str], int]:
-        rows = await self._rows(BIEU_3, {"root": root, "closing": day, "age_on": day})
+        rows = await rows_of(self.pool, BIEU_3, {"root": root, "closing": day, "age_on": day})
         return {(r["dimension"], r["value"]): int(r["n"]) for r in rows}
 
     async def bieu5(self, root: uuid.UUID, day: dt.date) -> dict[str, int]:
-        rows = await self._rows(BIEU_5, {"root": root, "closing": day})
+        rows = await rows_of(self.pool, BIEU_5, {"root": root, "closing": day})
         return {r["kind"]: int(r["n"]) for r in rows}
 
 
@@ -244,16 +246,12 @@ class StatisticsQueries:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query, params)
-            return await cur.fetchall()
 
     async def figures(self, root: uuid.UUID, days: list[dt.date]) -> dict[dt.date, Figures]:
         """Every running sum of the subtree on each day: composition, organizations by kind, and the increases
         and decreases since the beginning."""
         found: dict[dt.date, Figures] = {day: {} for day in days}
-        for r in await self._rows(FIGURES_AT, {"root": root, "days": sorted(set(days))}):
+        for r in await rows_of(self.pool, FIGURES_AT, {"root": root, "days": sorted(set(days))}):
             if r["n"]:
                 found[r["day"]][(r["dimension"], r["value"])] = int(r["n"])
         return found
@@ -286,7 +284,7 @@ class StatisticsQueries:
         return self.bieu1_of(at[period.opening], at[period.end])
 
     async def bieu2(self, root: uuid.UUID, period: Period) -> dict[tuple[str, str], int]:
-        rows = await self._rows(BIEU_2_FAST, {"root": root, "opening": period.opening, "closing": period.end,
+        rows = await rows_of(self.pool, BIEU_2_FAST, {"root": root, "opening": period.opening, "closing": period.end,
                                               "age_on": period.end})
         return {(r["dimension"], r["value"]): int(r["n"]) for r in rows}
 

@@ -194,7 +194,6 @@ def _stage(conn: psycopg.Connection) -> None:
 
 def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> None:
     """The atoms of these members' intervals and transitions, as the tables hold them now."""
-    _stage(conn)
     params = {"sign": sign, "ids": member_ids}
     conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.member_id = ANY(%(ids)s::uuid[])",
                  params)
@@ -205,7 +204,6 @@ def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) 
 def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, versions_of: list[str]) -> None:
     """The atoms of the members' intervals in these units, the transitions from or to them, and the active
     versions of the units in `versions_of`."""
-    _stage(conn)
     params = {"sign": sign, "ids": unit_ids, "versions_of": versions_of}
     conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.unit_id = ANY(%(ids)s::uuid[])",
                  params)
@@ -219,7 +217,6 @@ def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, v
 
 
 def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> None:
-    _stage(conn)
     conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
                  " WHERE unit_id = ANY(%s::uuid[]) AND status = 'active'", (sign, unit_ids))
 
@@ -251,6 +248,7 @@ class MemberChange:
 
     def __enter__(self) -> None:
         if self.member_ids:
+            _stage(self.conn)
             collect_members(self.conn, self.member_ids, -1)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
