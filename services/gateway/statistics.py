@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.projections.figures import AGGREGATED_KINDS
+from gateway.running_sums import running_sum
 
 
 def tree(name: str, day: str) -> str:
@@ -171,7 +173,8 @@ def year_earlier(period: Period) -> Period:
     return Period(back(period.start), back(period.end))
 
 
-async def rows_of(pool: AsyncConnectionPool, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+async def rows_of(pool: AsyncConnectionPool, query: str, params: dict[str, Any] | list[Any]
+                  ) -> list[dict[str, Any]]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
@@ -206,22 +209,21 @@ class StatisticsRecount:
 COMPOSITION_DIMENSIONS = ("total", "status", "gender", "age_band", "ethnicity", "religion", "education",
                           "occupation", "admission_era")
 
-# Running sums up to each day: whole years before its year, whole months before its month, then days.
-FIGURES_AT = """
-SELECT d.day, s.dimension, s.value, sum(s.delta)::int AS n
-  FROM unnest(%(days)s::date[]) AS d(day)
-  CROSS JOIN LATERAL (
-      SELECT dimension, value, delta FROM statistics_deltas WHERE root_id = %(root)s AND grain = 'y'
-         AND period_start < date_trunc('year', d.day)::date
-      UNION ALL
-      SELECT dimension, value, delta FROM statistics_deltas WHERE root_id = %(root)s AND grain = 'm'
-         AND period_start >= date_trunc('year', d.day)::date AND period_start < date_trunc('month', d.day)::date
-      UNION ALL
-      SELECT dimension, value, delta FROM statistics_deltas WHERE root_id = %(root)s AND grain = 'd'
-         AND period_start >= date_trunc('month', d.day)::date AND period_start <= d.day
-  ) AS s
- GROUP BY 1, 2, 3
-"""
+# Each range of each day's running sums (gateway.running_sums) is one index range scan; the boundary the ranges were
+# computed with is read in the same snapshot.
+_RANGE = ("SELECT %s AS ix, dimension, value, %s * delta AS delta FROM statistics_deltas"
+          " WHERE root_id = %s AND grain = %s AND period_start >= %s AND period_start < %s")
+
+
+def figures_at(root: uuid.UUID, days: list[dt.date], boundary: dt.date) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    for ix, day in enumerate(days):
+        for part in running_sum(day, boundary):
+            parts.append(_RANGE)
+            params += [ix, part.sign, root, part.grain, part.lo, part.hi]
+    query = (f"SELECT ix, dimension, value, sum(delta)::int AS n FROM ({' UNION ALL '.join(parts)}) AS r"
+             " GROUP BY 1, 2, 3 UNION ALL SELECT -1, 'boundary', boundary::text, 0 FROM statistics_boundary")
+    return query, params
 
 # New members are few: found by their facts in the period, then placed in the subtree by the ancestry.
 BIEU_2_FAST = f"""
@@ -239,6 +241,9 @@ WITH people AS (
 
 Figures = dict[tuple[str, str], int]
 
+_boundaries: weakref.WeakKeyDictionary[AsyncConnectionPool, dt.date] = weakref.WeakKeyDictionary()
+"""The boundary of the running sums last seen through each pool: a stale one costs one more round trip."""
+
 
 class StatisticsQueries:
     """The forms from the pre-aggregated running sums (gateway.projections.figures)."""
@@ -246,14 +251,22 @@ class StatisticsQueries:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-
     async def figures(self, root: uuid.UUID, days: list[dt.date]) -> dict[dt.date, Figures]:
         """Every running sum of the subtree on each day: composition, organizations by kind, and the increases
         and decreases since the beginning."""
+        wanted = sorted(set(days))
+        boundary = _boundaries.get(self.pool, dt.date(1900, 1, 1))
+        while True:
+            rows = await rows_of(self.pool, *figures_at(root, wanted, boundary))
+            held = next(dt.date.fromisoformat(r["value"]) for r in rows if r["ix"] == -1)
+            if held == boundary:
+                break
+            # The projections moved the boundary (once a year): the ranges are computed again around it.
+            _boundaries[self.pool] = boundary = held
         found: dict[dt.date, Figures] = {day: {} for day in days}
-        for r in await rows_of(self.pool, FIGURES_AT, {"root": root, "days": sorted(set(days))}):
-            if r["n"]:
-                found[r["day"]][(r["dimension"], r["value"])] = int(r["n"])
+        for r in rows:
+            if r["ix"] >= 0 and r["n"]:
+                found[wanted[r["ix"]]][(r["dimension"], r["value"])] = int(r["n"])
         return found
 
     @staticmethod

@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.envelope import Envelope
 from gateway.projections import PROJECTIONS
 from gateway.projections.base import batch_dispatcher, dispatcher
-from gateway.projections.figures import AGGREGATED_KINDS
+from gateway.projections.figures import AGGREGATED_KINDS, move_boundary
 from gateway.reconcile import differences
 from gateway.statistics import Period, StatisticsQueries, StatisticsRecount
 from registry.domain import members as member_rules
@@ -102,9 +102,10 @@ def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, st
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(operations=OPERATIONS, period_ends=st.lists(DAYS, min_size=2, max_size=3),
-       batch_sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8))
+       batch_sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8), boundary_year=st.integers(2015, 2027))
 def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path: Path, operations: list[Any],
-                                                     period_ends: list[dt.date], batch_sizes: list[int]) -> None:
+                                                     period_ends: list[dt.date], batch_sizes: list[int],
+                                                     boundary_year: int) -> None:
     suffix = uuid.uuid4().hex[:10]
     reg = registry_for(database_url, f"r_{suffix}", f"t.{suffix}", tmp_path)
     gateway_schema = f"g_{suffix}"
@@ -139,6 +140,16 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
         # Periods ending on the days the hierarchy changed, and the day before, catch every reorganization.
         reorganized = sorted({day for op in operations if op[0] in ("merge", "reattach", "dissolve_ward")
                               for day in (op[-1], op[-1] - dt.timedelta(days=1))})
+        asyncio.run(_check_reconciliation(database_url, gateway_schema, list(units.values()),
+                                          period_ends + reorganized))
+        # The running sums read around their boundary (the current year's 1 January, which the projections keep):
+        # moved to any other year, they still give the recount's figures.
+        with connect(database_url, schema=gateway_schema) as conn:
+            current = conn.execute("SELECT boundary = date_trunc('year', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+                                   " FROM statistics_boundary").fetchone()
+            assert current == (True,), "the projections keep the boundary at the current year's 1 January"
+            move_boundary(conn, dt.date(boundary_year, 1, 1))
+            conn.commit()
         asyncio.run(_check_reconciliation(database_url, gateway_schema, list(units.values()),
                                           period_ends + reorganized))
     finally:

@@ -26,6 +26,7 @@ holds the two equal on generated histories.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import psycopg
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS member_transitions (
 CREATE INDEX IF NOT EXISTS member_transitions_from ON member_transitions (from_unit) WHERE from_unit IS NOT NULL;
 CREATE INDEX IF NOT EXISTS member_transitions_to ON member_transitions (to_unit) WHERE to_unit IS NOT NULL;
 
--- grain 'd': the change on period_start; 'm' and 'y': the changes of the month or year starting there.
+-- grain 'd': the change on period_start; 'm' and 'y': the changes of the month or year starting there; 'b':
+-- every change before period_start, which is the boundary (gateway.running_sums).
 CREATE TABLE IF NOT EXISTS statistics_deltas (
     root_id uuid NOT NULL,
     grain "char" NOT NULL,
@@ -65,6 +67,14 @@ CREATE TABLE IF NOT EXISTS statistics_deltas (
     delta integer NOT NULL,
     PRIMARY KEY (root_id, grain, period_start, dimension, value)
 );
+
+-- A new table starts with its boundary before every change (no 'b' rows needed); the projections move it to
+-- the current year's 1 January, so that the days a report asks about read few rows.
+CREATE TABLE IF NOT EXISTS statistics_boundary (
+    single boolean PRIMARY KEY DEFAULT true CHECK (single),
+    boundary date NOT NULL
+);
+INSERT INTO statistics_boundary (boundary) VALUES (DATE '1900-01-01') ON CONFLICT DO NOTHING;
 """
 
 _STAGING = """
@@ -152,9 +162,12 @@ SELECT a.ancestor_id, t.day, 'decrease', t.exit, t.n
 _MERGE = """
 INSERT INTO statistics_deltas (root_id, grain, period_start, dimension, value, delta)
 SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN day - date_part('doy', day)::int + 1
-                                      WHEN 'm' THEN day - date_part('day', day)::int + 1 ELSE day END,
+                                      WHEN 'm' THEN day - date_part('day', day)::int + 1
+                                      WHEN 'b' THEN b.boundary ELSE day END,
        dimension, value, sum(delta)
-  FROM figures_changes CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('d'::"char")) AS g(grain)
+  FROM figures_changes CROSS JOIN statistics_boundary b
+  CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('d'::"char"), ('b'::"char")) AS g(grain)
+ WHERE g.grain <> 'b' OR day < b.boundary
  GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0
  ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (root_id, grain, period_start, dimension, value)
@@ -231,9 +244,42 @@ def expand(conn: psycopg.Connection) -> None:
 
 def settle(conn: psycopg.Connection) -> None:
     """Adds the expanded changes to the running sums."""
+    _keep_boundary_current(conn)
     conn.execute("ANALYZE figures_changes")
     conn.execute(_MERGE)
     conn.execute("TRUNCATE figures_changes")
+
+
+_CURRENT_YEAR = "date_trunc('year', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+
+
+def _keep_boundary_current(conn: psycopg.Connection) -> None:
+    row = conn.execute(f"SELECT boundary, {_CURRENT_YEAR} FROM statistics_boundary").fetchone()
+    if row is not None and row[0] != row[1]:
+        move_boundary(conn, row[1])
+
+
+def move_boundary(conn: psycopg.Connection, boundary: dt.date) -> None:
+    """Carries the 'b' rows to another 1 January, adding (or taking away) the years between."""
+    if (boundary.month, boundary.day) != (1, 1):
+        raise ValueError(f"the boundary must be a 1 January, not {boundary}")
+    conn.execute("""
+        WITH old AS (SELECT boundary FROM statistics_boundary FOR UPDATE),
+        moved AS (
+            DELETE FROM statistics_deltas s USING old
+             WHERE s.grain = 'b' AND s.period_start = old.boundary
+            RETURNING s.root_id, s.dimension, s.value, s.delta)
+        INSERT INTO statistics_deltas (root_id, grain, period_start, dimension, value, delta)
+        SELECT root_id, 'b', %(new)s, dimension, value, sum(delta) FROM (
+            SELECT root_id, dimension, value, delta FROM moved
+            UNION ALL
+            SELECT s.root_id, s.dimension, s.value,
+                   CASE WHEN %(new)s > old.boundary THEN s.delta ELSE -s.delta END
+              FROM statistics_deltas s, old
+             WHERE s.grain = 'y' AND s.period_start >= least(old.boundary, %(new)s)
+               AND s.period_start < greatest(old.boundary, %(new)s)
+        ) x GROUP BY root_id, dimension, value HAVING sum(delta) <> 0""", {"new": boundary})
+    conn.execute("UPDATE statistics_boundary SET boundary = %s", (boundary,))
 
 
 def member_change(conn: psycopg.Connection, member_ids: list[str]) -> MemberChange:
