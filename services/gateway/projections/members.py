@@ -86,8 +86,8 @@ CREATE INDEX IF NOT EXISTS member_intervals_in_unit ON member_intervals (unit_id
 -- Direct members of each unit by dimension; a subtree's numbers are the sum over its units.
 CREATE TABLE IF NOT EXISTS unit_member_counts (
     unit_id uuid NOT NULL,
-    dimension text NOT NULL,
-    value text NOT NULL,
+    dimension text COLLATE "C" NOT NULL,
+    value text COLLATE "C" NOT NULL,
     count integer NOT NULL,
     PRIMARY KEY (unit_id, dimension, value)
 );
@@ -250,8 +250,7 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
     counted = sorted(moved | {e.aggregate_id for e in events if e.event_type == "MemberProfileUpdated"})
     with figures.member_change(conn, counted):
         upsert_rows(conn, "members", "member_id", COLUMNS,
-                    [[Jsonb(row[c]) if c == "ratings" else row[c] for c in COLUMNS]
-                     for row in current.values() if row is not None])
+                    [_copyable(row) for row in current.values() if row is not None])
         if moved:
             _rewrite_intervals_of(conn, sorted(moved))
     added: Counter[tuple[str, str, str]] = Counter()
@@ -302,6 +301,18 @@ def membership_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str | 
     if was and now and old is not None and str(old["unit_id"]) != str(new["unit_id"]):
         return "moved"
     return None
+
+
+def _copyable(row: dict[str, Any]) -> list[Any]:
+    """A row as COPY takes it; the badges as an array literal, which psycopg's list dumper would build far more
+    slowly, column by column."""
+    values = [row[c] for c in COLUMNS]
+    values[_RATINGS] = Jsonb(values[_RATINGS])
+    values[_BADGES] = "{" + ",".join(str(b) for b in values[_BADGES]) + "}"
+    return values
+
+
+_RATINGS, _BADGES = COLUMNS.index("ratings"), COLUMNS.index("badges")
 
 
 def _apply_counts(conn: psycopg.Connection, added: Counter[tuple[str, str, str]],
