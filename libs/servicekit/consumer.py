@@ -240,7 +240,7 @@ class EventConsumer:
         if streams:
             conn.execute(
                 "INSERT INTO consumer_streams (consumer, stream_id, version)"
-                " SELECT %s, s, 0 FROM unnest(%s::text[]) AS s ON CONFLICT DO NOTHING",
+                " SELECT %s, s, 0 FROM unnest(%b::text[]) AS s ON CONFLICT DO NOTHING",
                 (self.settings.name, streams),
             )
             for stream, version, poisoned in conn.execute(
@@ -280,7 +280,7 @@ class EventConsumer:
             names = sorted(changed)
             conn.execute(
                 "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
-                " FROM unnest(%s::text[], %s::int[], %s::int[]) AS x(s, v, p)"
+                " FROM unnest(%b::text[], %b::int[], %b::int[]) AS x(s, v, p)"
                 " WHERE c.consumer = %s AND c.stream_id = x.s",
                 (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
             )
@@ -466,7 +466,7 @@ class EventConsumer:
         ids = list(counts)
         self._conn.execute(
             "INSERT INTO consumer_commands (consumer, command_id, expected, applied)"
-            " SELECT %s, c, e, a FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS x(c, e, a)"
+            " SELECT %s, c, e, a FROM unnest(%b::text[]::uuid[], %b::int[], %b::int[]) AS x(c, e, a)"
             " ON CONFLICT (consumer, command_id) DO UPDATE"
             " SET applied = consumer_commands.applied + EXCLUDED.applied",
             (self.settings.name, ids, [counts[i][0] for i in ids], [counts[i][1] for i in ids]),
@@ -480,7 +480,7 @@ class EventConsumer:
         keys = sorted(last)
         self._conn.execute(
             "INSERT INTO consumer_offsets (consumer, topic, partition, topic_id, next_offset)"
-            " SELECT %s, t, p, i, o FROM unnest(%s::text[], %s::int[], %s::text[], %s::bigint[]) AS x(t, p, i, o)"
+            " SELECT %s, t, p, i, o FROM unnest(%b::text[], %b::int[], %b::text[], %b::bigint[]) AS x(t, p, i, o)"
             " ON CONFLICT (consumer, topic, partition) DO UPDATE"
             " SET topic_id = EXCLUDED.topic_id, next_offset = EXCLUDED.next_offset",
             (self.settings.name, [k[0] for k in keys], [k[1] for k in keys],

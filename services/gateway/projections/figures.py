@@ -188,7 +188,7 @@ DO UPDATE SET delta = statistics_deltas.delta + EXCLUDED.delta
 _ANCESTRY = """
 INSERT INTO figures_ancestry (unit_id, ancestor_id, lo, hi)
 WITH RECURSIVE up(unit_id, ancestor_id, lo, hi, depth) AS (
-    SELECT unit_id, unit_id, valid_from, valid_to, 0 FROM unit_versions WHERE unit_id = ANY(%(units)s::uuid[])
+    SELECT unit_id, unit_id, valid_from, valid_to, 0 FROM unit_versions WHERE unit_id = ANY(%(units)b::text[]::uuid[])
     UNION ALL
     SELECT up.unit_id, v.parent_id, greatest(up.lo, v.valid_from), least(up.hi, v.valid_to), up.depth + 1
       FROM up JOIN unit_versions v ON v.unit_id = up.ancestor_id AND v.valid_from < up.hi AND up.lo < v.valid_to
@@ -219,30 +219,30 @@ def _stage(conn: psycopg.Connection) -> None:
 def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> None:
     """The atoms of these members' intervals and transitions, as the tables hold them now."""
     params = {"sign": sign, "ids": member_ids}
-    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.member_id = ANY(%(ids)s::uuid[])",
+    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.member_id = ANY(%(ids)b::text[]::uuid[])",
                  params)
     conn.execute("INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
-                 " FROM member_transitions WHERE member_id = ANY(%(ids)s::uuid[])", params)
+                 " FROM member_transitions WHERE member_id = ANY(%(ids)b::text[]::uuid[])", params)
 
 
 def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, versions_of: list[str]) -> None:
     """The atoms of the members' intervals in these units, the transitions from or to them, and the active
     versions of the units in `versions_of`."""
     params = {"sign": sign, "ids": unit_ids, "versions_of": versions_of}
-    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.unit_id = ANY(%(ids)s::uuid[])",
+    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.unit_id = ANY(%(ids)b::text[]::uuid[])",
                  params)
     conn.execute("INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
-                 " FROM member_transitions WHERE from_unit = ANY(%(ids)s::uuid[])"
+                 " FROM member_transitions WHERE from_unit = ANY(%(ids)b::text[]::uuid[])"
                  " UNION ALL SELECT %(sign)s, day, from_unit, to_unit, entry, exit FROM member_transitions"
-                 " WHERE to_unit = ANY(%(ids)s::uuid[])"
-                 " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)s::uuid[]))",
+                 " WHERE to_unit = ANY(%(ids)b::text[]::uuid[])"
+                 " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)b::text[]::uuid[]))",
                  params)
     collect_versions(conn, versions_of, sign)
 
 
 def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> None:
     conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
-                 " WHERE unit_id = ANY(%s::uuid[]) AND status = 'active'", (sign, unit_ids))
+                 " WHERE unit_id = ANY(%b::text[]::uuid[]) AND status = 'active'", (sign, unit_ids))
 
 
 def expand(conn: psycopg.Connection) -> None:
@@ -322,24 +322,25 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
     collect_versions(conn, unit_ids, -1)
     rewrite_versions()
     below = [r[0] for r in conn.execute(
-        "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%s::uuid[])"
+        "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%b::text[]::uuid[])"
         " UNION SELECT v.unit_id FROM unit_versions v JOIN down d ON v.parent_id = d.unit_id)"
         " SELECT unit_id::text FROM down", (unit_ids,)).fetchall()]
     conn.execute(_ANCESTRY, {"units": below, "kinds": list(AGGREGATED_KINDS)})
     moved = [r[0] for r in conn.execute(
         "SELECT DISTINCT unit_id::text FROM ("
         " (SELECT unit_id, ancestor_id, lo, hi FROM figures_ancestry"
-        "  EXCEPT SELECT unit_id, ancestor_id, lo, hi FROM unit_ancestry WHERE unit_id = ANY(%(below)s::uuid[]))"
+        "  EXCEPT SELECT unit_id, ancestor_id, lo, hi FROM unit_ancestry"
+        "  WHERE unit_id = ANY(%(below)b::text[]::uuid[]))"
         " UNION ALL"
-        " (SELECT unit_id, ancestor_id, lo, hi FROM unit_ancestry WHERE unit_id = ANY(%(below)s::uuid[])"
+        " (SELECT unit_id, ancestor_id, lo, hi FROM unit_ancestry WHERE unit_id = ANY(%(below)b::text[]::uuid[])"
         "  EXCEPT SELECT unit_id, ancestor_id, lo, hi FROM figures_ancestry)) AS changed",
         {"below": below}).fetchall()]
     touched = sorted(set(moved) | set(unit_ids))
     others = sorted(set(moved) - set(unit_ids))
     collect_units(conn, touched, -1, versions_of=others)
     expand(conn)
-    conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%s::uuid[])", (moved,))
-    conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry WHERE unit_id = ANY(%s::uuid[])",
+    conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
+    conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])",
                  (moved,))
     conn.execute("TRUNCATE figures_ancestry")
     collect_units(conn, touched, 1, versions_of=touched)

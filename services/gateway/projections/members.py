@@ -225,7 +225,7 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
     record_facts(conn, table="member_facts", key="member_id", facts=facts)
     member_ids = list(dict.fromkeys(event.aggregate_id for event in events))
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        found = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM members WHERE member_id = ANY(%s::uuid[])",
+        found = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM members WHERE member_id = ANY(%b::text[]::uuid[])",
                             (member_ids,)).fetchall()
     before: dict[str, dict[str, Any] | None] = dict.fromkeys(member_ids)
     for row in found:
@@ -262,7 +262,7 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
     _apply_counts(conn, added, removed)
     if notices:
         # Delivered at commit to every gateway process (each LISTENs), whichever projector applied it.
-        conn.execute("SELECT pg_notify(%s, n) FROM unnest(%s::text[]) AS n", (MEMBER_CHANGES_CHANNEL, notices))
+        conn.execute("SELECT pg_notify(%s, n) FROM unnest(%b::text[]) AS n", (MEMBER_CHANGES_CHANNEL, notices))
 
 
 INTERVAL_EVENTS = frozenset({"MemberEnrolled", "MemberUnitChanged", "MemberRecognizedAsOfficial", "MemberLeftParty",
@@ -272,14 +272,14 @@ INTERVAL_EVENTS = frozenset({"MemberEnrolled", "MemberUnitChanged", "MemberRecog
 def _rewrite_intervals_of(conn: psycopg.Connection, member_ids: list[str]) -> None:
     by_member: dict[str, list[Fact]] = {member_id: [] for member_id in member_ids}
     for r in conn.execute("SELECT member_id::text, effective_on, seq, event_type, data FROM member_facts"
-                          " WHERE member_id = ANY(%s::uuid[])", (member_ids,)).fetchall():
+                          " WHERE member_id = ANY(%b::text[]::uuid[])", (member_ids,)).fetchall():
         by_member[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
     intervals = {member_id: member_intervals(member_facts) for member_id, member_facts in by_member.items()}
-    conn.execute("DELETE FROM member_intervals WHERE member_id = ANY(%s::uuid[])", (member_ids,))
+    conn.execute("DELETE FROM member_intervals WHERE member_id = ANY(%b::text[]::uuid[])", (member_ids,))
     copy_rows(conn, "member_intervals", ("member_id", "valid_from", "valid_to", "unit_id", "status"),
               ((member_id, i.valid_from, i.valid_to, i.unit_id, i.status)
                for member_id, rows in intervals.items() for i in rows))
-    conn.execute("DELETE FROM member_transitions WHERE member_id = ANY(%s::uuid[])", (member_ids,))
+    conn.execute("DELETE FROM member_transitions WHERE member_id = ANY(%b::text[]::uuid[])", (member_ids,))
     copy_rows(conn, "member_transitions", ("member_id", "day", "from_unit", "to_unit", "entry", "exit"),
               ((member_id, t.day, t.from_unit, t.to_unit, t.entry, t.exit)
                for member_id, rows in intervals.items() for t in member_transitions(rows, by_member[member_id])))
@@ -324,7 +324,7 @@ def _apply_counts(conn: psycopg.Connection, added: Counter[tuple[str, str, str]]
         return
     conn.execute(
         "INSERT INTO unit_member_counts (unit_id, dimension, value, count)"
-        " SELECT u, d, v, n FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[]) AS x(u, d, v, n)"
+        " SELECT u, d, v, n FROM unnest(%b::text[]::uuid[], %b::text[], %b::text[], %b::int[]) AS x(u, d, v, n)"
         " ON CONFLICT (unit_id, dimension, value) DO UPDATE SET count = unit_member_counts.count + EXCLUDED.count",
         ([c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], [c[3] for c in changes]))
 

@@ -82,7 +82,7 @@ def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> 
     unit_ids = list(first_event)
     by_unit: dict[str, list[Fact]] = {unit_id: [] for unit_id in unit_ids}
     for r in conn.execute("SELECT unit_id::text, effective_on, seq, event_type, data FROM unit_facts"
-                          " WHERE unit_id = ANY(%s::uuid[]) ORDER BY unit_id, seq", (unit_ids,)).fetchall():
+                          " WHERE unit_id = ANY(%b::text[]::uuid[]) ORDER BY unit_id, seq", (unit_ids,)).fetchall():
         by_unit[r[0]].append(Fact(r[1], r[2], r[3], r[4]))
     version_rows: list[tuple[Any, ...]] = []
     unit_rows: list[tuple[Any, ...]] = []
@@ -99,7 +99,7 @@ def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> 
                           first_event[unit_id].data.get("decision_ref"), last_event[unit_id].version))
 
     def rewrite_versions() -> None:
-        conn.execute("DELETE FROM unit_versions WHERE unit_id = ANY(%s::uuid[])", (unit_ids,))
+        conn.execute("DELETE FROM unit_versions WHERE unit_id = ANY(%b::text[]::uuid[])", (unit_ids,))
         copy_rows(conn, "unit_versions",
                   ("unit_id", "valid_from", "valid_to", "code", "name", "kind", "parent_id", "status"), version_rows)
 

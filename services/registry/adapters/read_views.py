@@ -123,7 +123,7 @@ def project_inline(tx: Any, stored: list[StoredEvent]) -> None:
         conn.execute("UPDATE unit_view SET name = %s WHERE unit_id = %s", (r["name"], r["unit_id"]))
     if rows := by_type.get("OrganizationUnitReattached"):
         conn.execute(
-            "UPDATE unit_view u SET parent_id = x.p FROM unnest(%s::uuid[], %s::uuid[]) AS x(i, p)"
+            "UPDATE unit_view u SET parent_id = x.p FROM unnest(%b::text[]::uuid[], %b::text[]::uuid[]) AS x(i, p)"
             " WHERE u.unit_id = x.i", ([r["unit_id"] for r in rows], [r["parent_id"] for r in rows]))
     for r in by_type.get("OrganizationUnitDissolved", []):
         conn.execute("UPDATE unit_view SET status = %s WHERE unit_id = %s",
@@ -144,7 +144,7 @@ def project_inline(tx: Any, stored: list[StoredEvent]) -> None:
             " WHERE m.member_id = x.i", ([r["member_id"] for r in rows], [r["to_unit_id"] for r in rows]))
     for event_type, status in _STATUS_AFTER.items():
         if rows := by_type.get(event_type):
-            conn.execute("UPDATE member_view SET status = %s WHERE member_id = ANY(%s::uuid[])",
+            conn.execute("UPDATE member_view SET status = %s WHERE member_id = ANY(%b::text[]::uuid[])",
                          (status, [r["member_id"] for r in rows]))
     for r in by_type.get("MemberReadmitted", []):
         conn.execute("UPDATE member_view SET unit_id = %s WHERE member_id = %s", (r["unit_id"], r["member_id"]))
