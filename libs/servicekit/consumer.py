@@ -245,7 +245,7 @@ class EventConsumer:
             )
             for stream, version, poisoned in conn.execute(
                 "SELECT stream_id, version, poisoned_at_version FROM consumer_streams"
-                " WHERE consumer = %s AND stream_id = ANY(%s) ORDER BY stream_id FOR UPDATE",
+                " WHERE consumer = %s AND stream_id = ANY(%b::text[]) ORDER BY stream_id FOR UPDATE",
                 (self.settings.name, streams),
             ).fetchall():
                 progress[stream] = (version, poisoned)

@@ -67,7 +67,7 @@ class PostgresTransaction:
         """Several streams in one round trip (a command loading a unit and its parent)."""
         found: dict[str, list[StoredEvent]] = {sid: [] for sid in stream_ids}
         rows = self.conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%s) ORDER BY stream_id, version",
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%b::text[]) ORDER BY stream_id, version",
             (list(stream_ids),),
         ).fetchall()
         for row in rows:
@@ -93,7 +93,7 @@ class PostgresTransaction:
         claimed = [(s, v) for s, v, _ in batches if v > 0 and s not in verified_streams]
         if claimed:
             found = self.conn.execute(
-                "SELECT count(*) FROM events e JOIN unnest(%s::text[], %s::int[]) AS c(s, v)"
+                "SELECT count(*) FROM events e JOIN unnest(%b::text[], %b::int[]) AS c(s, v)"
                 " ON e.stream_id = c.s AND e.version = c.v",
                 ([s for s, _ in claimed], [v for _, v in claimed]),
             ).fetchone()
@@ -168,7 +168,7 @@ class PostgresTransaction:
 
     def holders(self, *, scope: str, values: Sequence[str]) -> dict[str, str]:
         rows = self.conn.execute(
-            "SELECT value, owner FROM unique_claims WHERE scope = %s AND value = ANY(%s)", (scope, list(values))
+            "SELECT value, owner FROM unique_claims WHERE scope = %s AND value = ANY(%b::text[])", (scope, list(values))
         ).fetchall()
         return {r[0]: r[1] for r in rows}
 

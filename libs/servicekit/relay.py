@@ -196,7 +196,7 @@ class OutboxRelay:
             return 0
         with self._conn.transaction():
             cur = self._conn.execute(
-                "DELETE FROM outbox o USING leases l WHERE l.name = %s AND l.epoch = %s AND o.id = ANY(%s)",
+                "DELETE FROM outbox o USING leases l WHERE l.name = %s AND l.epoch = %s AND o.id = ANY(%b::bigint[])",
                 (self.lease.name, self.lease.epoch, outbox_ids),
             )
         if cur.rowcount != len(outbox_ids):
