@@ -12,7 +12,11 @@ from zoneinfo import ZoneInfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.projections.figures import AGGREGATED_KINDS
 from gateway.projections.text import fold
+
+# The planner's estimate of the members: free to read, and enough to choose how to read a page.
+_MEMBERS_ESTIMATE = "(SELECT reltuples::bigint FROM pg_class WHERE oid = 'members'::regclass) AS members"
 
 
 def tree_cte(name: str = "tree", roots: str = "roots") -> str:
@@ -197,7 +201,7 @@ class ReadModels:
         if roots is not None:
             params["roots"] = roots
             if include_descendants:
-                ctes.append(tree_cte())
+                ctes.append(await self._subtree_cte(roots))
                 unit_filter = "unit_id IN (SELECT unit_id FROM tree)"
             else:
                 unit_filter = "unit_id = ANY(%(roots)s)"
@@ -234,7 +238,16 @@ class ReadModels:
             params["search"] = f"%{fold(search)}%"
         where = " AND ".join(conditions) or "true"
         with_clause = ("WITH RECURSIVE " + ", ".join(ctes) + " ") if ctes else ""
-        total = (await self.fetch(f"{with_clause}SELECT count(*) AS n FROM {source} WHERE {where}", params))[0]["n"]
+        if unit_filter and scope_roots is None and not (search or flags or as_of or left):
+            # Only a subtree and current statuses: the projection's per-unit counts hold the answer, which a count
+            # of the members of a whole city (half a million rows) would take a second to find again.
+            counted = (await self.fetch(
+                f"{with_clause}SELECT coalesce(sum(count), 0)::int AS n, {_MEMBERS_ESTIMATE} FROM unit_member_counts"
+                f" WHERE {unit_filter} AND dimension = 'status' AND value = ANY(%(statuses)s)", params))[0]
+        else:
+            counted = (await self.fetch(
+                f"{with_clause}SELECT count(*) AS n, {_MEMBERS_ESTIMATE} FROM {source} WHERE {where}", params))[0]
+        total = counted["n"]
         sort_column = {"NAME": "m.search_name", "ADMITTED_ON": "m.admitted_on::text",
                        "BIRTH_DATE": "m.birth_date::text"}[order]
         page_where = where
@@ -243,13 +256,36 @@ class ReadModels:
             page_where += f" AND ({sort_column}, m.member_id) > (%(after_key)s, %(after_id)s::uuid)"
             params.update(after_key=key, after_id=member_id)
         params["limit"] = first + 1
-        rows = await self.fetch(
-            f"{with_clause}SELECT {MEMBER_COLUMNS}, {column} AS as_of_unit_id, {sort_column} AS sort_key"
-            f" FROM {source} WHERE {page_where} ORDER BY {sort_column}, m.member_id LIMIT %(limit)s", params)
+        select = (f"SELECT {MEMBER_COLUMNS}, {column} AS as_of_unit_id, {sort_column} AS sort_key"
+                  f" FROM {source} WHERE {page_where}")
+        if order == "NAME" and not as_of and self._dense(total, counted["members"]):
+            # Matches are common in name order: reading the name index until the page is full beats sorting them.
+            query = f"{with_clause}{select} ORDER BY {sort_column}, m.member_id LIMIT %(limit)s"
+        else:
+            # Few matches: found first, then sorted (read in name order, they would be scattered across it).
+            with_clause = with_clause or "WITH "
+            query = (f"{with_clause}{', ' if ctes else ''}matching AS MATERIALIZED ({select})"
+                     " SELECT * FROM matching ORDER BY sort_key, member_id LIMIT %(limit)s")
+        rows = await self.fetch(query, params)
         page = rows[:first]
         return Page(page, total, len(rows) > first, after is not None,
                     encode_cursor(page[0]["sort_key"], page[0]["member_id"]) if page else None,
                     encode_cursor(page[-1]["sort_key"], page[-1]["member_id"]) if page else None)
+
+    @staticmethod
+    def _dense(matches: int, members: int) -> bool:
+        """Whether at least one member in fifty matches."""
+        return matches * 50 >= max(members, 1)
+
+    async def _subtree_cte(self, roots: list[uuid.UUID]) -> str:
+        """`tree(unit_id)` on %(day)s: a committee's units are listed in the ancestry the statistics keep; any
+        other unit's are found by walking down the hierarchy."""
+        committees = await self.fetch("SELECT count(*) AS n FROM units WHERE id = ANY(%s) AND kind = ANY(%s)",
+                                      (roots, list(AGGREGATED_KINDS)))
+        if committees[0]["n"] == len(roots):
+            return ("tree(unit_id) AS (SELECT unit_id FROM unit_ancestry WHERE ancestor_id = ANY(%(roots)s)"
+                    " AND lo <= %(day)s AND %(day)s < hi)")
+        return tree_cte()
 
     async def member_history(self, member_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self.fetch(

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS unit_ancestry (
     hi date NOT NULL,
     PRIMARY KEY (unit_id, ancestor_id, lo)
 );
+CREATE INDEX IF NOT EXISTS unit_ancestry_below ON unit_ancestry (ancestor_id, lo, hi, unit_id);
 
 CREATE TABLE IF NOT EXISTS member_transitions (
     member_id uuid NOT NULL,

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE INDEX IF NOT EXISTS members_in_unit ON members (unit_id, status);
 CREATE INDEX IF NOT EXISTS members_hosted ON members (host_unit_id) WHERE host_unit_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS members_search ON members USING gin (search_name gin_trgm_ops);
+-- The first page of a large subtree in name order: read in order, not sorted from the whole subtree.
+CREATE INDEX IF NOT EXISTS members_by_name ON members (search_name, member_id);
 CREATE INDEX IF NOT EXISTS members_probation ON members (probation_ends_on) WHERE status = 'probationary';
 
 -- [valid_from, valid_to): where a member counted and with which status.
@@ -91,6 +93,9 @@ CREATE TABLE IF NOT EXISTS unit_member_counts (
     count integer NOT NULL,
     PRIMARY KEY (unit_id, dimension, value)
 );
+-- A subtree's members by status, summed over its units without reading their other dimensions.
+CREATE INDEX IF NOT EXISTS unit_member_counts_by_status ON unit_member_counts (unit_id, value) INCLUDE (count)
+    WHERE dimension = 'status';
 """
 
 MEMBER_EVENTS = (
