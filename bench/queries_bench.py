@@ -96,6 +96,10 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
                                          first=20, after=None)
             return run
 
+        async def one_round_trip() -> None:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+
         async def member_sql() -> None:
             await models.members_by_ids([uuid.UUID(str(member_id))])
             await models.member_history(uuid.UUID(str(member_id)))
@@ -109,6 +113,9 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
             ("members, city root, official, search 'nguyen van'",
              lambda: graphql(MEMBERS, id=str(city.id), search="nguyen van"), members_sql("nguyen van")),
             ("a member with its history", lambda: graphql(MEMBER, id=str(member_id)), member_sql),
+            # What the HTTP and GraphQL layers cost a query with nothing to read: the part of every query above
+            # that no SQL can make smaller.
+            ("`{ __typename }` (no data read)", lambda: graphql("{ __typename }"), one_round_trip),
         ]
         results = []
         for name, over_graphql, over_sql in cases:
