@@ -225,6 +225,7 @@ def figures_at(root: uuid.UUID, days: list[dt.date], boundary: dt.date) -> tuple
              " GROUP BY 1, 2, 3 UNION ALL SELECT -1, 'boundary', boundary::text, 0 FROM statistics_boundary")
     return query, params
 
+
 # New members are few: found by their facts in the period, then placed in the subtree by the ancestry.
 BIEU_2_FAST = f"""
 WITH people AS (
