@@ -138,29 +138,35 @@ unit_changes AS (
           FROM figures_versions v CROSS JOIN LATERAL (VALUES (v.valid_from, 1), (v.valid_to, -1)) AS e(day, sign)
          WHERE e.day < {FOREVER}
     ) x GROUP BY 1, 2, 3, 4 HAVING sum(delta) <> 0
+),
+-- The ancestry of the units concerned, read once by its key (joined whole, it was hashed again for every branch).
+a AS MATERIALIZED (
+    SELECT * FROM unit_ancestry WHERE unit_id IN (
+        SELECT unit_id FROM iv UNION SELECT from_unit FROM tr UNION SELECT to_unit FROM tr
+        UNION SELECT unit_id FROM figures_versions)
 )
 -- A move inside a subtree takes from and gives to its root on the same day: summed here, most changes cancel.
 SELECT root_id, day, dimension, value, sum(delta) FROM (
 SELECT a.ancestor_id AS root_id, greatest(c.day, a.lo) AS day, c.dimension, c.value, c.delta
-  FROM unit_changes c JOIN unit_ancestry a ON a.unit_id = c.unit_id AND c.day < a.hi
+  FROM unit_changes c JOIN a ON a.unit_id = c.unit_id AND c.day < a.hi
 UNION ALL
 SELECT a.ancestor_id, a.hi, c.dimension, c.value, -c.delta
-  FROM unit_changes c JOIN unit_ancestry a ON a.unit_id = c.unit_id AND c.day < a.hi AND a.hi < {FOREVER}
+  FROM unit_changes c JOIN a ON a.unit_id = c.unit_id AND c.day < a.hi AND a.hi < {FOREVER}
 UNION ALL
 SELECT a.ancestor_id, a.lo, 'increase', 'reorganized_in', iv.n
-  FROM iv JOIN unit_ancestry a ON a.unit_id = iv.unit_id AND iv.valid_from < a.lo AND a.lo < iv.valid_to
+  FROM iv JOIN a ON a.unit_id = iv.unit_id AND iv.valid_from < a.lo AND a.lo < iv.valid_to
 UNION ALL
 SELECT a.ancestor_id, a.hi, 'decrease', 'reorganized_out', iv.n
-  FROM iv JOIN unit_ancestry a ON a.unit_id = iv.unit_id AND iv.valid_from < a.hi AND a.hi < iv.valid_to
+  FROM iv JOIN a ON a.unit_id = iv.unit_id AND iv.valid_from < a.hi AND a.hi < iv.valid_to
 UNION ALL
 SELECT a.ancestor_id, t.day, 'increase', t.entry, t.n
-  FROM tr t JOIN unit_ancestry a ON a.unit_id = t.to_unit AND a.lo <= t.day AND t.day < a.hi
- WHERE NOT EXISTS (SELECT 1 FROM unit_ancestry b WHERE b.unit_id = t.from_unit AND b.ancestor_id = a.ancestor_id
+  FROM tr t JOIN a ON a.unit_id = t.to_unit AND a.lo <= t.day AND t.day < a.hi
+ WHERE NOT EXISTS (SELECT 1 FROM a AS b WHERE b.unit_id = t.from_unit AND b.ancestor_id = a.ancestor_id
                       AND b.lo < t.day AND t.day <= b.hi)
 UNION ALL
 SELECT a.ancestor_id, t.day, 'decrease', t.exit, t.n
-  FROM tr t JOIN unit_ancestry a ON a.unit_id = t.from_unit AND a.lo < t.day AND t.day <= a.hi
- WHERE NOT EXISTS (SELECT 1 FROM unit_ancestry b WHERE b.unit_id = t.to_unit AND b.ancestor_id = a.ancestor_id
+  FROM tr t JOIN a ON a.unit_id = t.from_unit AND a.lo < t.day AND t.day <= a.hi
+ WHERE NOT EXISTS (SELECT 1 FROM a AS b WHERE b.unit_id = t.to_unit AND b.ancestor_id = a.ancestor_id
                       AND b.lo <= t.day AND t.day < b.hi)
 ) AS changes GROUP BY 1, 2, 3, 4 HAVING sum(delta) <> 0
 """
