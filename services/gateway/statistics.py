@@ -234,8 +234,7 @@ WITH people AS (
       JOIN unit_ancestry a ON a.unit_id = i.unit_id AND a.ancestor_id = %(root)s
                           AND a.lo <= %(closing)s AND %(closing)s < a.hi
      WHERE f.effective_on > %(opening)s AND f.effective_on <= %(closing)s
-       AND f.event_type IN ('MemberReadmitted', 'MemberEnrolled')
-       AND (f.event_type = 'MemberReadmitted' OR f.data->>'source' = 'admission')
+       AND (f.event_type = 'MemberReadmitted' OR (f.event_type = 'MemberEnrolled' AND f.data->>'source' = 'admission'))
 )
 {COMPOSITION}"""
 

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS member_facts (
     PRIMARY KEY (member_id, seq)
 );
 CREATE INDEX IF NOT EXISTS member_facts_by_day ON member_facts (effective_on, event_type);
+-- Biểu 2's new members: the period's admissions and re-admissions alone, not every enrolment with its JSON read.
+CREATE INDEX IF NOT EXISTS member_facts_admissions ON member_facts (effective_on)
+    WHERE event_type = 'MemberReadmitted' OR (event_type = 'MemberEnrolled' AND data->>'source' = 'admission');
 
 CREATE TABLE IF NOT EXISTS members (
     member_id uuid PRIMARY KEY,
