@@ -201,9 +201,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="run each figure briefly")
     parser.add_argument("--demo-only", metavar="SCALE", help="only the demo figures, at this scale (e.g. hanoi)")
+    parser.add_argument("--national", nargs="?", const=34, type=int, metavar="PROVINCES",
+                        help="the national scale into the store, projections from the store (first N provinces)")
     args = parser.parse_args()
     if args.demo_only:
         return demo_only(args.demo_only)
+    if args.national:
+        from national_bench import national
+
+        return national(args.national, samples=5, print_results=print_results, figure=Figure)
     duration = 0.5 if args.smoke else 8.0
     samples = 10 if args.smoke else 300
 

@@ -1,4 +1,5 @@
-"""`python -m demo [--scale small|hanoi|tiny] [--seed N]`: load the demo register into a running system.
+"""`python -m demo [--scale small|hanoi|tiny|national] [--seed N] [--provinces N]`: load the demo register into a
+running system (`national` streams 34 provinces, one at a time; `--provinces N` stops after the first N).
 
 It finds the system through DATABASE_URL (or the `.data/stack.env` that `make up` writes), appends through
 the registry's command path, waits until the relay has published everything, and leaves the gateway's
@@ -11,9 +12,11 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-from demo.plan import SCALES, DemoPlan
+from demo.national import NATIONAL, NationalPlan
+from demo.plan import SCALES, DemoPlan, Step
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "demo-loading"
@@ -49,9 +52,11 @@ def wait_for_relay(registry: object, *, timeout_s: float = 1800) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", choices=sorted(SCALES), default=os.environ.get("DEMO_SCALE", "small"))
+    parser.add_argument("--scale", choices=[*sorted(SCALES), NATIONAL.name],
+                        default=os.environ.get("DEMO_SCALE", "small"))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("DEMO_SEED", "2015")))
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("PARTY_DATA_DIR", ROOT / ".data")))
+    parser.add_argument("--provinces", type=int, help="national: only the first N provinces")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the relay to publish everything")
     args = parser.parse_args(argv)
     data_dir: Path = args.data_dir.resolve()
@@ -72,9 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"loading the {args.scale} demo (seed {args.seed})")
     print(f"demo: planning the {args.scale} register (seed {args.seed}) ...", file=sys.stderr, flush=True)
-    plan = DemoPlan(SCALES[args.scale], seed=args.seed)
-    steps = list(plan.steps())
-    bar = ProgressBar(sum(step.weight for step in steps))
+    plan: DemoPlan | NationalPlan
+    steps: Iterable[Step]
+    if args.scale == NATIONAL.name:
+        plan = NationalPlan(seed=args.seed, only=args.provinces)
+        steps = plan.steps()  # planned province by province as the load goes
+        bar = ProgressBar(plan.estimated_weight())
+    else:
+        plan = DemoPlan(SCALES[args.scale], seed=args.seed)
+        steps = list(plan.steps())
+        bar = ProgressBar(sum(step.weight for step in steps))
 
     def progress(weight: int, label: str) -> None:
         bar.advance(weight, label)

@@ -14,19 +14,19 @@ import datetime as dt
 import io
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from demo.plan import (
     CardExchange,
-    DemoPlan,
     Dissolve,
     Fact,
     Merge,
     NewUnit,
     Reattach,
     RollMember,
+    Scale,
     Step,
     member_uuid,
     unit_uuid,
@@ -96,14 +96,28 @@ class ProgressBar:
         self.stream.flush()
 
 
+class Plan(Protocol):
+    """What the loader needs of a plan: `plan.DemoPlan` (one city) or `national.NationalPlan` (province by
+    province)."""
+
+    @property
+    def scale(self) -> Scale: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    def steps(self) -> Iterator[Step]: ...
+
+
 class DemoLoader:
-    def __init__(self, registry: Registry, plan: DemoPlan, *, on_progress: Callable[[int, str], None] | None = None
+    def __init__(self, registry: Registry, plan: Plan, *, on_progress: Callable[[int, str], None] | None = None
                  ) -> None:
         self.registry = registry
         self.plan = plan
         self.seed = plan.seed
         self.on_progress = on_progress or (lambda weight, label: None)
         self.member_ids: dict[str, str] = {}
+        self._learned_prefix: str | None = None
         with registry.pool.connection() as conn:
             conn.execute(DDL)
 
@@ -137,12 +151,18 @@ class DemoLoader:
 
     def _member(self, citizen_id: str) -> str:
         if citizen_id not in self.member_ids:
-            self._learn_member_ids()
+            self._learn_member_ids(citizen_id[:3])
         return str(self.member_ids[citizen_id])
 
-    def _learn_member_ids(self) -> None:
+    def _learn_member_ids(self, province: str) -> None:
+        """The ids of the members registered under a province's citizen-id code (the import chose them). One
+        province's at a time: the national scale has millions."""
+        if province != self._learned_prefix:
+            self.member_ids.clear()
+            self._learned_prefix = province
         with self.registry.pool.connection() as conn:
-            rows = conn.execute("SELECT value, owner FROM unique_claims WHERE scope = 'citizen-id'").fetchall()
+            rows = conn.execute("SELECT value, owner FROM unique_claims WHERE scope = 'citizen-id'"
+                                " AND value LIKE %s", (f"{province}%",)).fetchall()
         self.member_ids.update({r[0]: r[1] for r in rows})
 
     # Running -----------------------------------------------------------------------------------------
@@ -288,7 +308,8 @@ class DemoLoader:
             raise RuntimeError(f"the demo roll import {import_id} ended {result.status}: {first}")
         with self.registry.pool.connection() as conn:
             self._mark(conn, step, result.written, import_id)
-        self._learn_member_ids()
+        if rows:
+            self._learn_member_ids(rows[0].citizen_id[:3])
         return result.written
 
 

@@ -214,6 +214,7 @@ class DemoPlan:
         self.today = today or dt.date.today()
         self.geo = geography or city(HANOI)
         self.root = root_code
+        self.card_prefix = "01"
         self.rng = random.Random(seed)
         self.people = PersonFactory(random.Random(seed + 1))
         self.units: list[list[NewUnit]] = [[], [], [], []]
@@ -497,7 +498,7 @@ class Simulation:
             person.profile["occupation"] = "other"
         card = None
         if official and not fresh:
-            card = f"01{self.next_card:06d}"
+            card = f"{plan.card_prefix}{self.next_card:06d}"
             self.next_card += 1
         member = SimMember(person.citizen_id, person.gender, birth, admitted, probation_end if official else None,
                            cell, "official" if official else "probationary")
@@ -510,10 +511,11 @@ class Simulation:
         rows: list[RollMember] = []
         cells = [u.code for u in self.plan.units[3]] + [o.code for o in self.plan.orgs if o.kind == "grassroots_cell"]
         sizes = {o.code: o.size for o in self.plan.orgs}
+        orgs = {o.code: o for o in self.plan.orgs}
         for cell in cells:
-            if self.plan.scale.name == "hanoi":
+            if self.plan.scale.cells_per_committee is None:
                 parent = cell.rsplit("-C", 1)[0]
-                count = max(3, min(high, round(sizes[parent] / max(1, len(self._org(parent).cells)))))\
+                count = max(3, min(high, round(sizes[parent] / max(1, len(orgs[parent].cells)))))\
                     if parent in sizes else self.rng.randint(low, high)
             else:
                 count = self.rng.randint(low, high)
@@ -524,9 +526,6 @@ class Simulation:
                 rows.append(row)
                 self.cell_count[cell] = self.cell_count.get(cell, 0) + 1
         return rows
-
-    def _org(self, code: str) -> Org:
-        return next(o for o in self.plan.orgs if o.code == code)
 
     def _ratings_year(self, start: dt.date) -> int | None:
         if start.month == 1 and start.day == 1 and start.year - 1 >= self.plan.scale.rated_from:

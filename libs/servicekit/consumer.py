@@ -104,6 +104,15 @@ class _StoredRecord:
     headers: list[tuple[str, bytes]]
 
 
+@dataclass(frozen=True)
+class ReplayedRecordAt:
+    """Where a partition stands, shaped as the last record read from it."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -204,6 +213,37 @@ class EventConsumer:
             self._rewind(rewind.positions)
             return []
 
+    def apply_replayed(self, records: Sequence[Any]) -> int:
+        """Apply records replayed from an event store (servicekit.replay) by the same per-stream rule; they
+        came from no partition, so they leave no resume hint."""
+        self._replaying = True
+        try:
+            return len(self._apply(list(records)))
+        finally:
+            self._replaying = False
+
+    def resume_at_topic_ends(self) -> bool:
+        """Store the end of every partition, as it is now, as where to resume: a projection about to be rebuilt
+        from the store will hold everything published before this moment. False when the broker is unreachable
+        (the live projector then resumes from where it stands, and replays the topic if its id changed)."""
+        try:
+            consumer = self._ensure_consumer()
+            if consumer is None:
+                return False
+            probe = kafka_setup.new_consumer(self.settings.bootstrap_servers, client_id=f"{self.settings.name}-ends")
+            try:
+                ends = kafka_setup.partition_ends(probe, list(consumer.assignment()))
+            finally:
+                probe.close()
+        except KafkaError:
+            log.warning("broker unreachable: the rebuilt projection keeps no resume hints", exc_info=True)
+            return False
+        with self._conn.transaction():
+            self._store_offsets([ReplayedRecordAt(tp.topic, tp.partition, end - 1) for tp, end in ends.items()])
+        return True
+
+    _replaying = False
+
     def _check_position(self, records: list[Any]) -> None:
         """Stored progress behind what we are about to apply means someone else wrote this consumer's tables
         (a rebuilt projection was swapped in): go back to the stored position instead of skipping events."""
@@ -228,7 +268,8 @@ class EventConsumer:
 
     def _apply_in_transaction(self, records: list[Any], *, isolate: bool) -> list[ConsumedEvent]:
         conn = self._conn
-        self._check_position(records)
+        if not self._replaying:
+            self._check_position(records)
         decoded: list[tuple[Any, ConsumedEvent | None, str | None]] = []
         for record in records:
             try:
@@ -285,7 +326,8 @@ class EventConsumer:
                 (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
             )
         self._count_commands(applied)
-        self._store_offsets(records)
+        if not self._replaying:
+            self._store_offsets(records)
         if applied:
             self.applied_total += len(applied)
             self._applied_counter.add(len(applied), {"consumer": self.settings.name})

@@ -40,6 +40,28 @@ _FETCH = (
 )
 
 
+def envelope_of(service: str, stream: str, version: int, event_id: Any, event_type: str, schema_version: int,
+                metadata: dict[str, Any], recorded_at: Any, *, traceparent: str | None = None,
+                tracestate: str | None = None) -> Envelope:
+    """The CloudEvents envelope of a stored event, as it goes on the topic (and as a replay of the store
+    presents it to a consumer)."""
+    return Envelope(
+        id=str(event_id),
+        source=f"/party/{service}",
+        type=f"vn.party.{service}.{event_type}.v{schema_version}",
+        subject=stream.split("-", 1)[1],
+        time=recorded_at.isoformat(),
+        stream_version=version,
+        correlation_id=metadata.get("correlation_id") or str(event_id),
+        causation_id=metadata.get("causation_id") or str(event_id),
+        actor=metadata.get("actor") or "unknown",
+        command_id=metadata.get("command_id") or str(event_id),
+        command_event_count=int(metadata.get("command_event_count") or 1),
+        traceparent=traceparent,
+        tracestate=tracestate,
+    )
+
+
 @dataclass(frozen=True)
 class RelaySettings:
     database_url: str
@@ -169,21 +191,8 @@ class OutboxRelay:
                         "party.stream_id": stream, "party.stream_version": version},
         ):
             traceparent, tracestate = current_trace_headers()
-            envelope = Envelope(
-                id=str(event_id),
-                source=f"/party/{self.settings.service}",
-                type=f"vn.party.{self.settings.service}.{event_type}.v{schema_version}",
-                subject=aggregate_id,
-                time=recorded_at.isoformat(),
-                stream_version=version,
-                correlation_id=metadata.get("correlation_id") or str(event_id),
-                causation_id=metadata.get("causation_id") or str(event_id),
-                actor=metadata.get("actor") or "unknown",
-                command_id=metadata.get("command_id") or str(event_id),
-                command_event_count=int(metadata.get("command_event_count") or 1),
-                traceparent=traceparent,
-                tracestate=tracestate,
-            )
+            envelope = envelope_of(self.settings.service, stream, version, event_id, event_type, schema_version,
+                                   metadata, recorded_at, traceparent=traceparent, tracestate=tracestate)
             return producer.send(
                 self.settings.topic,
                 key=aggregate_id.encode(),

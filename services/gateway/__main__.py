@@ -1,4 +1,4 @@
-"""`python -m gateway api | projector | reconcile | rebuild`."""
+"""`python -m gateway api | projector | reconcile | rebuild [--from-store]`."""
 
 import sys
 
@@ -11,5 +11,5 @@ if __name__ == "__main__":
         "api": lambda: serve("gateway", main.create_api, port_env="GATEWAY_PORT", default_port=main.DEFAULT_PORT),
         "projector": lambda: run_worker("gateway-projector", main.run_projector),
         "reconcile": lambda: sys.exit(main.run_reconcile()),
-        "rebuild": lambda: sys.exit(main.run_rebuild()),
+        "rebuild": lambda: sys.exit(main.run_rebuild(from_store="--from-store" in sys.argv[2:])),
     })

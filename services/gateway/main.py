@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
@@ -160,12 +161,12 @@ class ProjectionLagProbe:
             self._consumer = kafka_setup.new_consumer(self._settings.kafka_bootstrap_servers,
                                                       client_id="gateway-readiness")
         partitions = [TopicPartition(d["name"], p["partition_index"]) for d in described for p in d["partitions"]]
-        ends = self._consumer.end_offsets(partitions)
-        behind = 0
+        positions = {}
         for tp in partitions:
             topic_id, next_offset = progress.get((tp.topic, tp.partition), ("", 0))
-            position = next_offset if topic_id == ids[tp.topic] else 0
-            behind += max(0, ends[tp] - position)
+            positions[tp] = next_offset if topic_id == ids[tp.topic] else 0
+        ends = kafka_setup.partition_ends(self._consumer, partitions, positions=positions)
+        behind = sum(max(0, ends[tp] - positions[tp]) for tp in partitions)
         return behind == 0, f"{behind} records behind"
 
     def close(self) -> None:
@@ -187,7 +188,9 @@ def run_reconcile() -> int:
     return 1 if found else 0
 
 
-def run_rebuild() -> int:
+def run_rebuild(*, from_store: bool = False) -> int:
+    """From the topic, or (`--from-store`) from the registry's event store: REGISTRY_STORE_URL (default the
+    gateway's own DATABASE_URL, as in the embedded stack) and REGISTRY_STORE_SCHEMA (default `registry`)."""
     from gateway.rebuild import RebuildProgress, rebuild
     from servicekit.runner import load_settings
 
@@ -202,7 +205,14 @@ def run_rebuild() -> int:
             dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
             batch_handler=batch_dispatcher(PROJECTIONS))
 
+    replay = None
+    if from_store:
+        from servicekit.replay import StoreReplay
+
+        replay = StoreReplay(os.environ.get("REGISTRY_STORE_URL", settings.database_url),
+                             schema=os.environ.get("REGISTRY_STORE_SCHEMA", "registry"), service="registry",
+                             topic=topics.REGISTRY)
     applied = rebuild(settings, live_schema=SCHEMA, make_consumer=make_consumer,
-                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress())
+                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress(), from_store=replay)
     print(f"\nrebuilt from {applied:,} events and swapped in")
     return 0

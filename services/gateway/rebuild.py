@@ -1,8 +1,13 @@
-"""`python -m gateway rebuild`: build fresh projections side by side from offset zero, then swap them in.
+"""`python -m gateway rebuild [--from-store]`: build fresh projections side by side, then swap them in.
+
+From the topic (the default), the fresh projections read every partition from offset zero. From the store (the
+broker-loss path: the broker lost its log, or cannot hold it), they read the registry's event store instead
+(servicekit.replay), after noting where each partition ends; that becomes their resume hint.
 
 The live projections keep serving (and the live projector keeps applying) until the swap. The swap renames
 the schemas in one transaction; the live projector then finds stored progress behind its own position and
-rewinds to it (servicekit.consumer), so the events that arrived after the rebuild caught up are applied too.
+rewinds to it (servicekit.consumer), so the events that arrived after the rebuild caught up are applied too;
+per-stream versions drop what both had applied.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from psycopg import sql
 
 from servicekit.consumer import EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
+from servicekit.replay import StoreReplay
 from servicekit.settings import ServiceSettings
 
 
 def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Callable[[str], EventConsumer],
-            ddl: list[str], progress: Callable[[int, int], None] | None = None, timeout_s: float = 3600) -> int:
+            ddl: list[str], progress: Callable[[int, int], None] | None = None, timeout_s: float = 3600,
+            from_store: StoreReplay | None = None) -> int:
     """Returns how many events the fresh projections applied before the swap."""
     fresh = f"{live_schema}_next"
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -29,31 +36,54 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     consumer = make_consumer(fresh)
     if not consumer.lease.acquire():
         raise RuntimeError("another rebuild is running")
-    deadline = time.monotonic() + timeout_s
-    idle_polls = 0
     try:
-        while idle_polls < 3:
-            applied = consumer.poll_once()
-            lag = consumer.total_lag()
-            if progress is not None:
-                progress(consumer.applied_total, lag)
-            idle_polls = idle_polls + 1 if applied == 0 and lag == 0 and consumer.lag else 0
-            if time.monotonic() > deadline:
-                raise TimeoutError("the rebuild did not catch up")
+        if from_store is None:
+            _catch_up_with_the_topic(consumer, progress, time.monotonic() + timeout_s)
+        else:
+            _replay_the_store(consumer, from_store, progress, timeout_s)
     finally:
         consumer.close()
     stamp = time.strftime("%Y%m%d%H%M%S")
     retired = f"{live_schema}_retired_{stamp}"
     with psycopg.connect(settings.database_url, autocommit=False) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('party-migrate'))")
-        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(live_schema),
-                                                                     sql.Identifier(retired)))
+        live = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (live_schema,)).fetchone()
+        if live is not None:  # a first build (a fresh database) has nothing to retire
+            conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(live_schema),
+                                                                         sql.Identifier(retired)))
         conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(fresh),
                                                                      sql.Identifier(live_schema)))
         conn.commit()
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
+    if live is not None:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
     return consumer.applied_total
+
+
+def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, int], None] | None,
+                             deadline: float) -> None:
+    idle_polls = 0
+    while idle_polls < 3:
+        applied = consumer.poll_once()
+        lag = consumer.total_lag()
+        if progress is not None:
+            progress(consumer.applied_total, lag)
+        idle_polls = idle_polls + 1 if applied == 0 and lag == 0 and consumer.lag else 0
+        if time.monotonic() > deadline:
+            raise TimeoutError("the rebuild did not catch up")
+
+
+def _replay_the_store(consumer: EventConsumer, replay: StoreReplay, progress: Callable[[int, int], None] | None,
+                      timeout_s: float) -> None:
+    # The topic's ends first, then the store's mark: whatever was published before the ends committed before the
+    # mark, so the replay holds it and the live projector may resume at the ends.
+    consumer.resume_at_topic_ends()
+    until = replay.mark()
+    newest = replay.newest_position()
+    for page in replay.pages(until=until, timeout_s=timeout_s):
+        consumer.apply_replayed(page)
+        if progress is not None:
+            progress(consumer.applied_total, max(0, newest - replay.last_position))
 
 
 class RebuildProgress:

@@ -73,3 +73,49 @@ def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(syst
     assert newcomer in member_ids(admin, cell["id"])
     assert gql(admin, "query($u: ID!) { organizationUnit(id: $u) { code } }", u=ward["id"])["organizationUnit"]
 
+
+
+def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_end(system: RunningSystem) -> None:
+    """The broker-loss path: the registry's event store, not the topic, is read; the live projector then resumes
+    the topic where it ended when the replay began."""
+    from contracts import topics
+    from gateway import main as gateway_main
+    from gateway.rebuild import rebuild
+    from servicekit.consumer import ConsumerSettings, EventConsumer
+    from servicekit.replay import StoreReplay
+
+    admin = clients(system)
+    city = establish(admin, "city_committee", None, on="1930-02-03")
+    ward = establish(admin, "commune_committee", city["id"])
+    cell = establish(admin, "grassroots_cell", ward["id"])
+    enrol(admin, cell["id"], "Trịnh Văn Bình")
+    enrol(admin, cell["id"], "Đỗ Thị Mai")
+    wait_caught_up(system)
+    before = snapshot(system.database_url)
+    settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
+                               PARTY_DATA_DIR=system.data_dir)
+
+    def make_consumer(schema: str) -> EventConsumer:
+        return EventConsumer(ConsumerSettings(name=gateway_main.PROJECTOR, database_url=system.database_url,
+                                              schema=schema, bootstrap_servers=system.bootstrap_servers,
+                                              topics=gateway_main.CONSUMED_TOPICS, lease_ttl_s=3),
+                             gateway_main.dispatcher(gateway_main.PROJECTIONS),
+                             catalogues=[gateway_main.registry_v1.CATALOGUE],
+                             batch_handler=gateway_main.batch_dispatcher(gateway_main.PROJECTIONS))
+
+    replay = StoreReplay(system.database_url, schema="registry", service="registry", topic=topics.REGISTRY,
+                         page_size=50)
+    applied = rebuild(settings, live_schema="gateway", make_consumer=make_consumer,
+                      ddl=[p.ddl for p in gateway_main.PROJECTIONS], from_store=replay)
+    assert applied == replay.read > 0
+    after = snapshot(system.database_url)
+    for name in TABLES:
+        assert after[name] == before[name], f"{name} differs after the rebuild from the store"
+    with connect(system.database_url, schema="gateway") as conn:
+        hints = conn.execute("SELECT count(*), sum(next_offset) FROM consumer_offsets WHERE consumer = %s AND"
+                             " topic = %s", (gateway_main.PROJECTOR, topics.REGISTRY)).fetchone()
+    assert hints is not None and hints[0] == topics.PARTITIONS[topics.REGISTRY]
+    assert hints[1] >= applied, "the topic's ends when the replay began (it holds at least what the store held)"
+
+    newcomer = enrol(admin, cell["id"], "Đỗ Văn Nam")
+    assert newcomer in member_ids(admin, cell["id"])

@@ -1,0 +1,103 @@
+"""A consumer fed from a service's event store (the broker-loss path): each event once, next to the topic, and no
+event of a late-committing transaction skipped."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from servicekit.database import connect
+from servicekit.pgstore import PostgresEventStore
+from servicekit.replay import ReplayedRecord, StoreReplay
+from tests.integration.test_consumer import EFFECTS_DDL, consumer_for, drain, effects, publish_all, write
+from tests.support.kit import event, metadata, pg_store
+
+
+@pytest.fixture
+def store(database_url: str, schema: str, topic: str) -> Iterator[PostgresEventStore]:
+    pg, pool = pg_store(database_url, schema, topic)
+    with pool.connection() as conn:
+        conn.execute(EFFECTS_DDL)
+    yield pg
+    pool.close()
+
+
+def replay_of(database_url: str, schema: str, topic: str, page_size: int = 7) -> StoreReplay:
+    return StoreReplay(database_url, schema=schema, service="registry", topic=topic, page_size=page_size)
+
+
+def test_a_replay_next_to_the_topic_applies_each_event_once(store: PostgresEventStore, database_url: str,
+                                                            schema: str, topic: str, bootstrap_servers: str) -> None:
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(4)]
+    write(store, streams, 3)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers)
+    drain(consumer, until_applied=6)  # part of the topic, as a projector interrupted by the broker's loss
+
+    for version in (4, 5):  # appended while the broker was away: in the store, not on the topic
+        for stream in streams[:2]:
+            store.append(stream_id=stream, expected_version=version - 1, events=[event(version)],
+                         metadata=metadata())
+    assert consumer.resume_at_topic_ends()
+    replay = replay_of(database_url, schema, topic)
+    for page in replay.pages(until=replay.mark()):
+        consumer.apply_replayed(page)
+    expected = sorted((f"registry/{s.split('-', 1)[1]}", v) for s in streams for v in range(1, 4))
+    expected += sorted((f"registry/{s.split('-', 1)[1]}", v) for s in streams[:2] for v in range(4, 6))
+    assert effects(database_url, schema) == sorted(expected)
+    assert replay.read == 16
+
+    with connect(database_url, schema=schema) as conn:
+        hints = conn.execute("SELECT partition, next_offset FROM consumer_offsets WHERE consumer = %s"
+                             " ORDER BY partition", (consumer.settings.name,)).fetchall()
+    assert [p for p, _ in hints] == [0, 1, 2, 3], "a resume hint for every partition, none for the store's records"
+    assert sum(offset for _, offset in hints) == 12, "the hints are the topic's ends before the replay"
+
+    publish_all(database_url, schema, topic, bootstrap_servers)  # the relay catches up: every event again
+    drain(consumer, until_applied=consumer.applied_total, timeout_s=5)
+    for _ in range(20):
+        consumer.poll_once()
+    assert effects(database_url, schema) == sorted(expected), "repeats from the topic are dropped by version"
+    consumer.close()
+
+
+def test_a_transaction_that_commits_late_is_replayed_in_commit_order(store: PostgresEventStore, database_url: str,
+                                                                     schema: str, topic: str) -> None:
+    early, late = f"unit-{uuid.uuid4()}", f"unit-{uuid.uuid4()}"
+    appended = threading.Event()
+    release = threading.Event()
+
+    def slow_writer() -> None:
+        with store.transaction() as tx:
+            tx.append(stream_id=early, expected_version=0, events=[event(1)], metadata=metadata(),
+                      command_event_count=1)
+            appended.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert appended.wait(10)
+    store.append(stream_id=late, expected_version=0, events=[event(2)], metadata=metadata())
+    replay = replay_of(database_url, schema, topic)
+    until = replay.mark()
+    seen: list[ReplayedRecord] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for page in replay.pages(until=until, wait_s=0.05, timeout_s=20):
+            seen.extend(page)
+        done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert not done.wait(0.5), "the replay must wait for the older transaction, not end without it"
+    assert seen == [], "nothing is read past a transaction still running"
+    release.set()
+    writer.join()
+    assert done.wait(10)
+    reader.join()
+    assert [r.key.decode() for r in seen] == [early.split("-", 1)[1], late.split("-", 1)[1]]
+    assert all(r.partition == -1 for r in seen)
