@@ -33,9 +33,8 @@ def national(provinces: int, *, samples: int, print_results: Callable[[str, list
     from demo_bench import peak_rss_mb, upsert_floor
     from registry_bench import copy_floor, roll_rows
 
-    from demo.loader import DemoLoader, ProgressBar
+    from demo.loader import ProgressBar, load_national
     from demo.national import NationalPlan
-    from registry.main import build
     from servicekit.devissuer import ensure_keys, mint
     from servicekit.embedded.broker import EmbeddedBroker
     from servicekit.embedded.ports import free_port
@@ -54,27 +53,30 @@ def national(provinces: int, *, samples: int, print_results: Callable[[str, list
                                    PARTY_DATA_DIR=str(work))
         plan = NationalPlan(seed=2015, only=provinces)
         names = ", ".join(p.short_name for p in plan.provinces)
-        print(f"loading {len(plan.provinces)} province(s) into the registry's store: {names}", file=sys.stderr)
-        registry = build(settings, max_pool=4)
+        print(f"loading {len(plan.provinces)} province(s), each into its register's store: {names}",
+              file=sys.stderr)
         bar = ProgressBar(plan.estimated_weight())
         started = time.monotonic()
         try:
-            report = DemoLoader(registry, plan, on_progress=bar.advance).run()
+            report = load_national(settings, plan, on_progress=bar.advance)
         finally:
             bar.close()
-            registry.pool.close()
         store_seconds = time.monotonic() - started
+        members = 0
         with psycopg.connect(url, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM registry.unique_claims WHERE scope = 'citizen-id'").fetchone()
+            for schema in plan.store_schemas():
+                row = conn.execute(f"SELECT count(*) FROM {schema}.member_view WHERE status IN"
+                                   " ('official', 'probationary')").fetchone()
+                members += int(row[0]) if row else 0
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-        members = int(row[0]) if row else 0
-        figures.append(figure(f"national, {len(plan.provinces)} provinces ({members:,} members): "
+        figures.append(figure(f"national, {len(plan.provinces)} provinces ({members:,} members today): "
                               f"{report.events:,} events into the store in {store_seconds:.0f} s",
                               report.events / store_seconds, "events/s", "COPY of roll rows", copied))
 
         print("building the projections from the store ...", file=sys.stderr, flush=True)
         env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-               "PARTY_DATA_DIR": str(work), "LOG_LEVEL": "WARNING"}
+               "PARTY_DATA_DIR": str(work), "LOG_LEVEL": "WARNING",
+               "REGISTRY_STORE_SCHEMA": ",".join(plan.store_schemas())}
         started = time.monotonic()
         subprocess.run([sys.executable, "-m", "gateway", "rebuild", "--from-store"], cwd=ROOT, env=env,
                        check=True, timeout=6 * 3600)

@@ -12,11 +12,10 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from demo.national import NATIONAL, NationalPlan
-from demo.plan import SCALES, DemoPlan, Step
+from demo.plan import SCALES, DemoPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "demo-loading"
@@ -77,16 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"loading the {args.scale} demo (seed {args.seed})")
     print(f"demo: planning the {args.scale} register (seed {args.seed}) ...", file=sys.stderr, flush=True)
-    plan: DemoPlan | NationalPlan
-    steps: Iterable[Step]
     if args.scale == NATIONAL.name:
-        plan = NationalPlan(seed=args.seed, only=args.provinces)
-        steps = plan.steps()  # planned province by province as the load goes
-        bar = ProgressBar(plan.estimated_weight())
-    else:
-        plan = DemoPlan(SCALES[args.scale], seed=args.seed)
-        steps = list(plan.steps())
-        bar = ProgressBar(sum(step.weight for step in steps))
+        return national(args.seed, args.provinces, marker)
+    plan = DemoPlan(SCALES[args.scale], seed=args.seed)
+    steps = list(plan.steps())
+    bar = ProgressBar(sum(step.weight for step in steps))
 
     def progress(weight: int, label: str) -> None:
         bar.advance(weight, label)
@@ -117,6 +111,24 @@ def main(argv: list[str] | None = None) -> int:
     marker.unlink(missing_ok=True)
     (data_dir / LOADED).write_text(f"{args.scale} {args.seed} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     print("demo: loaded; the gateway's /readyz turns 200 once its projections have caught up", file=sys.stderr)
+    return 0
+
+
+def national(seed: int, provinces: int | None, marker: Path) -> int:
+    """Every province into its own register's store. Nothing relays them (each provincial register would run its
+    own relay): the gateway builds its projections from the stores."""
+    from demo.loader import ProgressBar, load_national
+    from servicekit.runner import load_settings
+
+    plan = NationalPlan(seed=seed, only=provinces)
+    bar = ProgressBar(plan.estimated_weight())
+    report = load_national(load_settings(), plan, on_progress=bar.advance)
+    bar.close()
+    marker.unlink(missing_ok=True)
+    print(f"demo: {report.events:,} events in {report.steps} steps ({report.skipped} already done) in "
+          f"{report.seconds:.1f} s, into {len(plan.provinces)} stores. Project them with\n"
+          f"  REGISTRY_STORE_SCHEMA={','.join(plan.store_schemas())} python -m gateway rebuild --from-store",
+          file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from demo.national import NationalPlan, store_schema
 from demo.plan import (
     CardExchange,
     Dissolve,
@@ -36,6 +37,7 @@ from registry.domain import members
 from registry.domain.commands import DissolveUnit, EnrolMember, EstablishUnit, MergeUnits, NewUnitSpec, ReattachUnits
 from registry.main import Registry
 from servicekit.commands import CommandContext, Handler
+from servicekit.settings import ServiceSettings
 
 DDL = """
 CREATE TABLE IF NOT EXISTS demo_steps (
@@ -311,6 +313,30 @@ class DemoLoader:
         if rows:
             self._learn_member_ids(rows[0].citizen_id[:3])
         return result.written
+
+
+def load_national(settings: ServiceSettings, plan: NationalPlan, *,
+                  on_progress: Callable[[int, str], None] | None = None) -> LoadReport:
+    """Each province into its own register (`national.store_schema`), one after the other; resumes like a city."""
+    from registry.main import build
+
+    total = LoadReport()
+    for province_plan in plan.province_plans():
+        registry = build(settings, schema=store_schema(province_plan.province), card_code=province_plan.card_prefix,
+                         max_pool=4)
+        try:
+            report = DemoLoader(registry, province_plan, on_progress=on_progress).run()
+        finally:
+            registry.pool.close()
+        total.steps += report.steps
+        total.skipped += report.skipped
+        total.events += report.events
+        total.seconds += report.seconds
+        for action, seconds in report.by_action.items():
+            total.by_action[action] = total.by_action.get(action, 0.0) + seconds
+            events = report.events_by_action.get(action, 0)
+            total.events_by_action[action] = total.events_by_action.get(action, 0) + events
+    return total
 
 
 def roll_csv(rows: list[RollMember]) -> bytes:

@@ -3,8 +3,10 @@ benchmarks. Each province is planned and loaded on its own, one after the other,
 province's (the whole country's would not fit beside the servers: `hanoi` alone held 2.6 GiB).
 
 Modelling choices (README "Demo data" repeats them):
-- Every province is its own root (a `city_committee`, as a provincial committee sits directly under the
-  Central Committee): `HN` for Hanoi, `T` + the national code for the others.
+- Every province keeps its own register, as each provincial committee would: its own registry store (schema
+  `registry_<root>`) whose card numbers begin with the province's code. Its root is a `city_committee` (a
+  provincial committee sits directly under the Central Committee): `HN` for Hanoi, `T` + the national code for
+  the others. One gateway projects all of them.
 - A province has the units of its 2025 map for its whole history (2015 to today): the provincial committee,
   its wards and communes of 01/07/2025 as commune committees, residential cells under them, and grassroots
   organizations of the Biểu 5 types under the wards and under four sector committees (the Party's agencies,
@@ -148,6 +150,11 @@ class ProvincePlan:
                 yield Step(f"{prefix}/{step.key}", f"{short}: {step.label}", step.action, step.payload, step.weight)
 
 
+def store_schema(province: Province) -> str:
+    """Each province keeps its own register (its own registry, store and card numbers), in a schema of its own."""
+    return f"registry_{root_code(province).lower()}"
+
+
 class NationalPlan:
     """Every province's plan in turn; `only` keeps the first N provinces (a slice, for a benchmark that cannot
     wait for the whole country)."""
@@ -161,6 +168,10 @@ class NationalPlan:
     def estimated_weight(self) -> int:
         return sum(len(p.wards) for p in self.provinces) * ESTIMATED_EVENTS_PER_WARD
 
-    def steps(self) -> Iterator[Step]:
+    def store_schemas(self) -> list[str]:
+        return [store_schema(p) for p in self.provinces]
+
+    def province_plans(self) -> Iterator[ProvincePlan]:
+        """Planned when reached, so only one province's plan is in memory."""
         for province in self.provinces:
-            yield from ProvincePlan(province, seed=self.seed, today=self.today).steps()
+            yield ProvincePlan(province, seed=self.seed, today=self.today)

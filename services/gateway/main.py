@@ -190,7 +190,8 @@ def run_reconcile() -> int:
 
 def run_rebuild(*, from_store: bool = False) -> int:
     """From the topic, or (`--from-store`) from the registry's event store: REGISTRY_STORE_URL (default the
-    gateway's own DATABASE_URL, as in the embedded stack) and REGISTRY_STORE_SCHEMA (default `registry`)."""
+    gateway's own DATABASE_URL, as in the embedded stack) and REGISTRY_STORE_SCHEMA (default `registry`; a
+    comma-separated list for several registers, as the `national` demo keeps one per province)."""
     from gateway.rebuild import RebuildProgress, rebuild
     from servicekit.runner import load_settings
 
@@ -205,14 +206,14 @@ def run_rebuild(*, from_store: bool = False) -> int:
             dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
             batch_handler=batch_dispatcher(PROJECTIONS))
 
-    replay = None
-    if from_store:
-        from servicekit.replay import StoreReplay
+    from servicekit.replay import StoreReplay
 
-        replay = StoreReplay(os.environ.get("REGISTRY_STORE_URL", settings.database_url),
-                             schema=os.environ.get("REGISTRY_STORE_SCHEMA", "registry"), service="registry",
-                             topic=topics.REGISTRY)
+    replays: list[StoreReplay] = []
+    if from_store:
+        replays = [StoreReplay(os.environ.get("REGISTRY_STORE_URL", settings.database_url), schema=schema.strip(),
+                               service="registry", topic=topics.REGISTRY)
+                   for schema in os.environ.get("REGISTRY_STORE_SCHEMA", "registry").split(",")]
     applied = rebuild(settings, live_schema=SCHEMA, make_consumer=make_consumer,
-                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress(), from_store=replay)
+                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress(), from_store=replays)
     print(f"\nrebuilt from {applied:,} events and swapped in")
     return 0

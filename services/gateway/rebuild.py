@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 from psycopg import sql
@@ -27,7 +27,7 @@ from servicekit.settings import ServiceSettings
 
 def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Callable[[str], EventConsumer],
             ddl: list[str], progress: Callable[[int, int], None] | None = None, timeout_s: float = 3600,
-            from_store: StoreReplay | None = None) -> int:
+            from_store: Sequence[StoreReplay] = ()) -> int:
     """Returns how many events the fresh projections applied before the swap."""
     fresh = f"{live_schema}_next"
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -37,10 +37,10 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     if not consumer.lease.acquire():
         raise RuntimeError("another rebuild is running")
     try:
-        if from_store is None:
+        if not from_store:
             _catch_up_with_the_topic(consumer, progress, time.monotonic() + timeout_s)
         else:
-            _replay_the_store(consumer, from_store, progress, timeout_s)
+            _replay_the_stores(consumer, from_store, progress, timeout_s)
     finally:
         consumer.close()
     stamp = time.strftime("%Y%m%d%H%M%S")
@@ -73,17 +73,18 @@ def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, i
             raise TimeoutError("the rebuild did not catch up")
 
 
-def _replay_the_store(consumer: EventConsumer, replay: StoreReplay, progress: Callable[[int, int], None] | None,
-                      timeout_s: float) -> None:
-    # The topic's ends first, then the store's mark: whatever was published before the ends committed before the
-    # mark, so the replay holds it and the live projector may resume at the ends.
+def _replay_the_stores(consumer: EventConsumer, replays: Sequence[StoreReplay],
+                       progress: Callable[[int, int], None] | None, timeout_s: float) -> None:
+    # The topic's ends first, then each store's mark: whatever was published before the ends committed before
+    # the marks, so the replays hold it and the live projector may resume at the ends.
     consumer.resume_at_topic_ends()
-    until = replay.mark()
-    newest = replay.newest_position()
-    for page in replay.pages(until=until, timeout_s=timeout_s):
-        consumer.apply_replayed(page)
-        if progress is not None:
-            progress(consumer.applied_total, max(0, newest - replay.last_position))
+    marks = [replay.mark() for replay in replays]
+    newest = [replay.newest_position() for replay in replays]
+    for index, (replay, until) in enumerate(zip(replays, marks, strict=True)):
+        for page in replay.pages(until=until, timeout_s=timeout_s):
+            consumer.apply_replayed(page)
+            if progress is not None:
+                progress(consumer.applied_total, max(0, newest[index] - replay.last_position) + sum(newest[index + 1:]))
 
 
 class RebuildProgress:

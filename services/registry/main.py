@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from registry.adapters import http_api, queries, read_views
 from registry.adapters.imports_runner import ImportRunner, import_from_command_line
 from registry.application.handlers import OutsideScope, RegistryCommands, Scope, authorize
 from registry.domain.errors import DomainError
+from registry.domain.policy import CARD_PROVINCE_CODE
 from servicekit.auth import Actor, TokenVerifier
 from servicekit.commands import CommandBus, UnitOfWork
 from servicekit.database import CONSUMER_SCHEMA_DDL, KIT_SCHEMA_DDL, connect_pool, migrate
@@ -58,19 +60,24 @@ def migrate_registry(settings: ServiceSettings, schema: str | None = None) -> No
     migrate(settings.database_url, schema=schema or SCHEMA, ddl=[KIT_SCHEMA_DDL, CONSUMER_SCHEMA_DDL, read_views.DDL])
 
 
-def build(settings: ServiceSettings, *, max_pool: int = 20, schema: str | None = None, topic: str | None = None
-          ) -> Registry:
+def build(settings: ServiceSettings, *, max_pool: int = 20, schema: str | None = None, topic: str | None = None,
+          card_code: str | None = None) -> Registry:
+    """`card_code`: the provincial committee's code its card numbers begin with (REGISTRY_CARD_CODE, default 01,
+    Hanoi's): each provincial register runs its own registry."""
     schema = schema or SCHEMA
     topic = topic or topics.REGISTRY
+    card_code = card_code or os.environ.get("REGISTRY_CARD_CODE", CARD_PROVINCE_CODE)
+    if len(card_code) != 2 or not card_code.isdigit():
+        raise ValueError(f"REGISTRY_CARD_CODE is a provincial committee's two digits, not {card_code!r}")
     migrate_registry(settings, schema)
     pool = connect_pool(settings.database_url, schema=schema, min_size=2, max_size=max_pool)
     store = PostgresEventStore(pool, schema=schema, topic=topic)
     bus = CommandBus(store, inline=read_views.project_inline)
-    commands = RegistryCommands(views_for)
+    commands = RegistryCommands(views_for, card_code=card_code)
     imports = ImportRunner(pool=pool, bus=bus, commands=commands, files_dir=settings.data_dir / "imports",
                            workers=IMPORT_WORKERS, worker_entry=import_worker,
                            job_settings={"database_url": settings.database_url, "schema": schema, "topic": topic,
-                                         "data_dir": str(settings.data_dir)})
+                                         "data_dir": str(settings.data_dir), "card_code": card_code})
     return Registry(settings=settings, pool=pool, store=store, bus=bus, commands=commands, imports=imports)
 
 
@@ -252,7 +259,7 @@ def import_worker(pipe: Any, job: Any) -> None:
     setup_logging(SERVICE, "WARNING")
     settings = ServiceSettings(DATABASE_URL=job.database_url, KAFKA_BOOTSTRAP_SERVERS="unused",
                                PARTY_DATA_DIR=job.data_dir)
-    registry = build(settings, schema=job.schema, topic=job.topic, max_pool=2)
+    registry = build(settings, schema=job.schema, topic=job.topic, max_pool=2, card_code=job.card_code)
     try:
         with registry.pool.connection() as conn:
             run_worker_slice(pipe, job, registry.bus, registry.commands, conn)

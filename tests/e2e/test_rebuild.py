@@ -106,7 +106,7 @@ def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_en
     replay = StoreReplay(system.database_url, schema="registry", service="registry", topic=topics.REGISTRY,
                          page_size=50)
     applied = rebuild(settings, live_schema="gateway", make_consumer=make_consumer,
-                      ddl=[p.ddl for p in gateway_main.PROJECTIONS], from_store=replay)
+                      ddl=[p.ddl for p in gateway_main.PROJECTIONS], from_store=[replay])
     assert applied == replay.read > 0
     after = snapshot(system.database_url)
     for name in TABLES:

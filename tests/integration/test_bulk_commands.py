@@ -34,6 +34,25 @@ def enrolment(unit_id: str, citizen_id: str, **changes: Any) -> EnrolMember:
         source="existing"), **changes)
 
 
+def test_a_provincial_register_numbers_its_cards_after_its_own_code(database_url: str, schema: str, topic: str,
+                                                                   tmp_path: Path) -> None:
+    province = registry_for(database_url, schema, topic, tmp_path, card_code="04")
+    try:
+        cell = province.unit("grassroots_cell", province.unit("city_committee"))
+        holders = [province.member(cell) for _ in range(2)]
+        province.run(province.commands.exchange_cards("c1", holders, reason="exchange_2025",
+                                                      issued_on=dt.date(2025, 9, 2)))
+        assert all(str(province.member_state(m).card_number).startswith("04") for m in holders)
+        with pytest.raises(DomainError) as refused:
+            province.run(province.commands.enrol_members("e1", [enrolment(cell, f"{uuid.uuid4().int % 10**12:012d}",
+                                                                          card_number="01999999")]))
+        assert refused.value.code == "card-number-invalid"
+    finally:
+        province.close()
+    with pytest.raises(ValueError, match="two digits"):
+        registry_for(database_url, schema, topic, tmp_path, card_code="4")
+
+
 def test_units_of_one_level_are_established_together_and_a_taken_code_stops_the_batch(
         reg: RegistryUnderTest) -> None:
     root = reg.unit("city_committee")

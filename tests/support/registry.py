@@ -57,6 +57,8 @@ class RegistryUnderTest:
         self.registry.pool.close()
 
 
-def registry_for(database_url: str, schema: str, topic: str, tmp_dir: Any) -> RegistryUnderTest:
+def registry_for(database_url: str, schema: str, topic: str, tmp_dir: Any, *, card_code: str | None = None
+                 ) -> RegistryUnderTest:
     settings = ServiceSettings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS="unused", PARTY_DATA_DIR=tmp_dir)
-    return RegistryUnderTest(registry_main.build(settings, schema=schema, topic=topic, max_pool=6))
+    return RegistryUnderTest(registry_main.build(settings, schema=schema, topic=topic, max_pool=6,
+                                                 card_code=card_code))

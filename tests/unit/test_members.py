@@ -413,6 +413,21 @@ def test_a_card_issue_breaking_a_rule_is_refused(reason: str, card_number: str, 
     assert refused.value.code == code
 
 
+def test_a_provincial_register_takes_its_own_code_s_cards_only() -> None:
+    """Each provincial committee's register numbers its cards after its own code (the `national` scale runs 34)."""
+    [event] = members.enrol(enrolment(card_number="04123456"), current=members.INITIAL, unit=CELL, today=TODAY,
+                            card_code="04")
+    assert event.card_number == "04123456"
+    with pytest.raises(DomainError) as refused:
+        members.enrol(enrolment(card_number="01123456"), current=members.INITIAL, unit=CELL, today=TODAY,
+                      card_code="04")
+    assert (refused.value.code, refused.value.field) == ("card-number-invalid", "card_number")
+    with pytest.raises(DomainError) as refused:
+        members.issue_card(OFFICIAL, reason="reissue_lost", card_number="01000999", issued_on=TODAY, today=TODAY,
+                           card_code="04")
+    assert refused.value.code == "card-number-invalid"
+
+
 def test_no_card_is_issued_to_a_member_who_left() -> None:
     with pytest.raises(Conflict) as refused:
         issue(LEFT, "reissue_lost")

@@ -61,16 +61,15 @@ def test_nothing_the_registry_keeps_unique_is_shared_between_provinces(two_provi
         assert len({r.citizen_id for r in roll}) == len(roll)
 
 
-def test_the_national_plan_goes_province_by_province_and_repeats_itself() -> None:
-    plan = NationalPlan(seed=2015, today=TODAY, only=2)
-    keys = [s.key for s in itertools.islice(plan.steps(), 200)]
-    roots = [root_code(p) for p in provinces()[:2]]
-    assert keys[0] == f"{roots[0]}/units/0/0"
-    firsts = [keys.index(next(k for k in keys if k.startswith(f"{r}/"))) for r in roots if any(
-        k.startswith(f"{r}/") for k in keys)]
-    assert firsts == sorted(firsts)
-    again = [s.key for s in itertools.islice(NationalPlan(seed=2015, today=TODAY, only=2).steps(), 200)]
-    assert again == keys
+def test_the_national_plan_goes_province_by_province_each_into_its_own_store() -> None:
+    plan = NationalPlan(seed=2015, today=TODAY, only=3)
+    assert plan.store_schemas() == ["registry_hn", "registry_t04", "registry_t08"]
+    plans = plan.province_plans()
+    first = next(plans)
+    assert (first.root, first.card_prefix) == ("HN", "01")
+    assert next(plans).root == "T04", "the next province is planned only when reached"
+    again = next(NationalPlan(seed=2015, today=TODAY, only=1).province_plans())
+    assert [u.code for level in again.units for u in level] == [u.code for level in first.units for u in level]
 
 
 def test_the_progress_estimate_is_close_to_a_province_s_real_weight(two_provinces: dict[str, list[Step]]) -> None:

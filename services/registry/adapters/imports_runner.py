@@ -66,6 +66,7 @@ class WorkerJob:
     rows: list[Any]
     first_row: int
     cells: dict[str, Any]
+    card_code: str
 
 
 class ImportRunner:
@@ -276,7 +277,7 @@ class ImportRunner:
                 read_rows(path), cell_for_code=cells,
                 card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
                 citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values),
-                today=today(), progress=progress)
+                today=today(), progress=progress, card_code=self.commands.card_code)
 
     def _update(self, import_id: str, **fields: Any) -> str:
         assignments = ", ".join(f"{k} = %s" for k in fields)
@@ -321,7 +322,8 @@ def run_worker_slice(pipe: Any, job: WorkerJob, bus: CommandBus, commands: Regis
     validated = validate_rows(
         [job.header, *job.rows], cell_for_code=lambda codes: {c: job.cells[c] for c in codes if c in job.cells},
         card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
-        citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values), today=today())
+        citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values), today=today(),
+        card_code=commands.card_code)
     shift = job.first_row - 2
     rows = [replace(r, row=r.row + shift) for r in validated.rows]
     errors = [(e.row + shift, e.field, e.code, e.message) for e in validated.errors]

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS member_view (
 );
 CREATE INDEX IF NOT EXISTS member_view_in_unit ON member_view (unit_id) WHERE status IN ('official', 'probationary');
 
--- Card numbers: province code 01 and six digits handed out in order, never reused.
+-- Card numbers: the register's provincial code (01 for Hanoi) and six digits handed out in order, never reused.
 CREATE SEQUENCE IF NOT EXISTS card_numbers MINVALUE 1 MAXVALUE 999999 NO CYCLE;
 
 CREATE TABLE IF NOT EXISTS imports (
@@ -91,14 +91,14 @@ class PostgresRegistryViews:
             " SELECT unit_id::text, code FROM up ORDER BY depth", (unit_id,)).fetchall()
         return [(r[0], r[1]) for r in rows]
 
-    def next_card_number(self) -> str:
+    def next_card_number(self, card_code: str) -> str:
         row = self._conn.execute("SELECT nextval('card_numbers')").fetchone()
         assert row is not None
-        return f"01{int(row[0]):06d}"
+        return f"{card_code}{int(row[0]):06d}"
 
-    def next_card_numbers(self, count: int) -> list[str]:
+    def next_card_numbers(self, count: int, card_code: str) -> list[str]:
         rows = self._conn.execute("SELECT nextval('card_numbers') FROM generate_series(1, %s)", (count,)).fetchall()
-        return [f"01{int(r[0]):06d}" for r in rows]
+        return [f"{card_code}{int(r[0]):06d}" for r in rows]
 
     def unit_id_by_code(self, code: str) -> str | None:
         row = self._conn.execute(

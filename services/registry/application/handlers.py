@@ -26,6 +26,7 @@ from registry.domain.commands import (
     SplitUnit,
 )
 from registry.domain.errors import Conflict, DomainError
+from registry.domain.policy import CARD_PROVINCE_CODE
 from servicekit.commands import Aggregate, Loaded, Outcome, UnitOfWork
 from servicekit.events import NewEvent, StoredEvent
 from servicekit.store import UniquenessViolation
@@ -95,9 +96,12 @@ def _naming(exc: DomainError, where: str) -> DomainError:
 class RegistryCommands:
     """Builds the handler of each registry command."""
 
-    def __init__(self, views_for: ViewsFor, *, clock: Callable[[], dt.date] = today) -> None:
+    def __init__(self, views_for: ViewsFor, *, clock: Callable[[], dt.date] = today,
+                 card_code: str = CARD_PROVINCE_CODE) -> None:
         self.views_for = views_for
         self.clock = clock
+        self.card_code = card_code
+        """The provincial committee's code that this register's card numbers begin with (01: Hanoi)."""
 
     # Units ---------------------------------------------------------------------------------------------
 
@@ -293,7 +297,7 @@ class RegistryCommands:
             for index, command in enumerate(fresh):
                 try:
                     decided = members.enrol(command, current=members.INITIAL, unit=cells[command.unit_id],
-                                            today=self.clock())
+                                            today=self.clock(), card_code=self.card_code)
                 except DomainError as exc:
                     raise _naming(exc, f"member {index} ({command.citizen_id})") from exc
                 uow.record(f"member-{command.member_id}", to_new_events(decided), expected_version=0)
@@ -336,7 +340,7 @@ class RegistryCommands:
             number_of: dict[str, str] = {}
             pending = wanted
             while pending:
-                pairs = list(zip(views.next_card_numbers(len(pending)), pending, strict=True))
+                pairs = list(zip(views.next_card_numbers(len(pending), self.card_code), pending, strict=True))
                 got = uow.tx.claim_unique_many(scope=CARD_NUMBER_SCOPE, claims=pairs)
                 if not got:
                     raise DomainError("the allocated card-number range is exhausted", code="card-range-exhausted")
@@ -344,7 +348,8 @@ class RegistryCommands:
                 pending = [member_id for number, member_id in pairs if number not in got]
             def exchange(number: str) -> MemberDecision:
                 return lambda member, _: members.issue_card(member, reason=reason, card_number=number,
-                                                             issued_on=issued_on, today=self.clock())
+                                                             issued_on=issued_on, today=self.clock(),
+                                                             card_code=self.card_code)
 
             facts = [(member_id, exchange(number_of[member_id])) for member_id in wanted]
             return self.record_member_facts(batch_id, facts)(uow)
@@ -356,7 +361,8 @@ class RegistryCommands:
             views = self.views_for(uow)
             authorize(views, scope, command.unit_id)
             current, unit = uow.load(MEMBER, command.member_id), uow.load(UNIT, command.unit_id)
-            decided = members.enrol(command, current=current.state, unit=unit.state, today=self.clock())
+            decided = members.enrol(command, current=current.state, unit=unit.state, today=self.clock(),
+                                    card_code=self.card_code)
             self._claim_member_keys(uow, command.member_id, command.citizen_id, command.card_number)
             uow.record(current.stream_id, to_new_events(decided), expected_version=current.version)
             return Outcome(command.member_id, current.stream_id)
@@ -418,7 +424,7 @@ class RegistryCommands:
             else:
                 number = self.allocate_card(uow, member_id)
             return members.issue_card(member, reason=reason, card_number=number,
-                                      issued_on=issued_on or self.clock(), today=self.clock())
+                                      issued_on=issued_on or self.clock(), today=self.clock(), card_code=self.card_code)
 
         return self.member_command(member_id, decide, scope)
 
@@ -426,7 +432,7 @@ class RegistryCommands:
         """The next number of the allocated range that nobody holds; numbers are never reused."""
         views = self.views_for(uow)
         for _ in range(1000):
-            number = views.next_card_number()
+            number = views.next_card_number(self.card_code)
             try:
                 uow.tx.claim_unique(scope=CARD_NUMBER_SCOPE, value=number, owner=member_id)
                 return number

@@ -17,6 +17,7 @@ from typing import Any
 from registry.domain import members
 from registry.domain.commands import EnrolMember
 from registry.domain.errors import DomainError
+from registry.domain.policy import CARD_PROVINCE_CODE
 from registry.domain.units import Unit
 
 REQUIRED = ("full_name", "gender", "birth_date", "citizen_id", "cell_code", "status", "admitted_on")
@@ -156,7 +157,8 @@ def _interruptions(value: str) -> tuple[tuple[dt.date, dt.date, str], ...]:
 def validate_rows(rows: Iterable[Sequence[Any]], *, cell_for_code: Callable[[Sequence[str]], dict[str, Unit]],
                   card_holders: Callable[[Sequence[str]], dict[str, str]], citizen_holders: Callable[
                       [Sequence[str]], dict[str, str]],
-                  today: dt.date, progress: Callable[[int], None] | None = None) -> Validated:
+                  today: dt.date, progress: Callable[[int], None] | None = None,
+                  card_code: str = CARD_PROVINCE_CODE) -> Validated:
     """Every row checked before anything is written; each error names the row (1 = the header), field and code."""
     iterator = iter(rows)
     result = Validated()
@@ -184,7 +186,7 @@ def validate_rows(rows: Iterable[Sequence[Any]], *, cell_for_code: Callable[[Seq
         try:
             command = _row_command(number, values, cells)
             events = members.enrol(command, current=members.INITIAL, unit=cells.get(_text(values.get("cell_code"))),
-                                   today=today)
+                                   today=today, card_code=card_code)
         except _FieldError as exc:
             result.errors.append(RowError(number, exc.field, exc.code, str(exc)))
             continue

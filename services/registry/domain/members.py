@@ -32,7 +32,11 @@ from registry.domain.units import Unit
 
 ACTIVE = frozenset({"probationary", "official"})
 CITIZEN_ID = re.compile(rf"^\d{{{CITIZEN_ID_DIGITS}}}$")
-CARD_NUMBER = re.compile(rf"^{CARD_PROVINCE_CODE}\d{{6}}$")
+
+def _card_number_valid(number: str, card_code: str) -> bool:
+    """8 digits: the provincial committee's 2-digit code (this register's), then 6 digits."""
+    return len(number) == 8 and number.isdigit() and number.startswith(card_code)
+
 PROFILE_KEYS = tuple(contract.MemberProfile.__dataclass_fields__)
 
 
@@ -106,7 +110,8 @@ def validate_profile(profile: dict[str, Any]) -> contract.MemberProfile:
     return contract.MemberProfile(**profile)
 
 
-def enrol(command: EnrolMember, *, current: Member, unit: Unit | None, today: dt.date) -> list[Any]:
+def enrol(command: EnrolMember, *, current: Member, unit: Unit | None, today: dt.date,
+          card_code: str = CARD_PROVINCE_CODE) -> list[Any]:
     if current.exists:
         raise Conflict("this member is already enrolled", code="member-already-enrolled", field="member_id")
     if not command.full_name.strip():
@@ -142,8 +147,8 @@ def enrol(command: EnrolMember, *, current: Member, unit: Unit | None, today: dt
         if command.status != "official":
             raise DomainError("only official members hold a party card", code="card-for-official-only",
                               field="card_number")
-        if not CARD_NUMBER.match(command.card_number):
-            raise DomainError(f"a card number is {CARD_PROVINCE_CODE} and 6 digits", code="card-number-invalid",
+        if not _card_number_valid(command.card_number, card_code):
+            raise DomainError(f"a card number is {card_code} and 6 digits", code="card-number-invalid",
                               field="card_number")
     if command.member_since is not None:
         _not_future(command.member_since, today, "member_since")
@@ -217,7 +222,8 @@ def recognize(member: Member, *, official_on: dt.date, decision_ref: str | None,
     ]
 
 
-def issue_card(member: Member, *, reason: str, card_number: str, issued_on: dt.date, today: dt.date) -> list[Any]:
+def issue_card(member: Member, *, reason: str, card_number: str, issued_on: dt.date, today: dt.date,
+               card_code: str = CARD_PROVINCE_CODE) -> list[Any]:
     _require(member)
     if member.status != "official":
         raise Conflict("only official members hold a party card", code="card-for-official-only")
@@ -229,8 +235,8 @@ def issue_card(member: Member, *, reason: str, card_number: str, issued_on: dt.d
     if reason in ("reissue_lost", "exchange_damaged") and not member.card_number:
         raise Conflict("there is no card to reissue or exchange: issue a first card", code="no-card-held",
                        field="reason")
-    if not CARD_NUMBER.match(card_number):
-        raise DomainError(f"a card number is {CARD_PROVINCE_CODE} and 6 digits", code="card-number-invalid",
+    if not _card_number_valid(card_number, card_code):
+        raise DomainError(f"a card number is {card_code} and 6 digits", code="card-number-invalid",
                           field="card_number")
     _not_future(issued_on, today, "issued_on")
     if reason == "exchange_2025" and member.card_generation >= CARD_EXCHANGE_GENERATION:
