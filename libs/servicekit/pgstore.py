@@ -16,6 +16,13 @@ from servicekit.events import Checkpoint, EventMetadata, NewEvent, StoredEvent
 from servicekit.store import ConcurrencyError, IdempotentReply, UniquenessViolation
 
 _EVENT_COLUMNS = "stream_id, version, event_id, event_type, schema_version, data, metadata, position, recorded_at"
+READ_ALL = (
+    f"SELECT xid::text::bigint, {_EVENT_COLUMNS} FROM events"
+    " WHERE (xid, position) > (%s::text::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot())"
+    # The table's columns, qualified: a bare `xid` would name the output column (its bigint cast), which no index
+    # has, and every page would sort the whole store.
+    " ORDER BY events.xid, events.position LIMIT %s"
+)
 
 
 def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
@@ -231,13 +238,7 @@ class PostgresEventStore:
     ) -> list[tuple[Checkpoint, StoredEvent]]:
         """Events of finished transactions only (below the xmin horizon), in (xid, position) order."""
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT xid::text::bigint, {_EVENT_COLUMNS} FROM events"
-                " WHERE (xid, position) > (%s::text::xid8, %s)"
-                " AND xid < pg_snapshot_xmin(pg_current_snapshot())"
-                " ORDER BY xid, position LIMIT %s",
-                (str(after.xid), after.position, limit),
-            ).fetchall()
+            rows = conn.execute(READ_ALL, (str(after.xid), after.position, limit)).fetchall()
         return [(Checkpoint(r[0], r[8]), _row_to_event(r[1:])) for r in rows]
 
     def append(

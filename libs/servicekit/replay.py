@@ -26,7 +26,9 @@ _PAGE = (
     "SELECT xid::text::bigint, position, stream_id, version, event_id, event_type, schema_version, data::text,"
     " metadata, recorded_at FROM events"
     " WHERE (xid, position) > (%s::text::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot())"
-    " ORDER BY xid, position LIMIT %s"
+    # Qualified, so that the order is the table's (xid, position) index and not the output column named `xid`
+    # (its bigint cast): that one sorted the whole table for every page.
+    " ORDER BY events.xid, events.position LIMIT %s"
 )
 
 
