@@ -202,7 +202,7 @@ def run_rebuild(*, from_store: bool = False) -> int:
         return EventConsumer(
             ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=schema,
                              bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                             lease_ttl_s=settings.relay_lease_ttl_s),
+                             lease_ttl_s=settings.relay_lease_ttl_s, trace_events=False),
             dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
             batch_handler=batch_dispatcher(PROJECTIONS))
 

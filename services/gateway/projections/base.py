@@ -77,7 +77,7 @@ def upsert_rows(conn: psycopg.Connection, table: str, key: str, columns: Sequenc
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key and c not in kept)
     conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {stage}"
                  f" ON CONFLICT ({key}) DO UPDATE SET {updates}")
-    conn.execute(f"TRUNCATE {stage}")
+    conn.execute(f"DELETE FROM {stage}")  # not TRUNCATE, which makes new files (figures._empty)
 
 
 def record_facts(conn: psycopg.Connection, *, table: str, key: str,

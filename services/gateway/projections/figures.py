@@ -257,7 +257,15 @@ def expand(conn: psycopg.Connection) -> None:
     # Without statistics the planner takes a temporary table for a few hundred rows and loops over it.
     conn.execute("ANALYZE figures_intervals, figures_transitions")
     conn.execute(_EXPAND)
-    conn.execute("TRUNCATE figures_intervals, figures_transitions, figures_versions")
+    _empty(conn, "figures_intervals", "figures_transitions", "figures_versions")
+
+
+def _empty(conn: psycopg.Connection, *tables: str) -> None:
+    """Empties work tables for their next use in the same transaction. DELETE, not TRUNCATE: a TRUNCATE gives
+    each table new files, 3-5 ms apiece here, and that was a third of the projector's time for one command
+    (each is created ON COMMIT DELETE ROWS, so commit truncates them in place and dead rows never pile up)."""
+    for table in tables:
+        conn.execute(f"DELETE FROM {table}")
 
 
 def settle(conn: psycopg.Connection) -> None:
@@ -265,7 +273,7 @@ def settle(conn: psycopg.Connection) -> None:
     _keep_boundary_current(conn)
     conn.execute("ANALYZE figures_changes")
     conn.execute(_MERGE)
-    conn.execute("TRUNCATE figures_changes")
+    _empty(conn, "figures_changes")
 
 
 _CURRENT_YEAR = "date_trunc('year', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
@@ -349,7 +357,7 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
     conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
     conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])",
                  (moved,))
-    conn.execute("TRUNCATE figures_ancestry")
+    _empty(conn, "figures_ancestry")
     collect_units(conn, touched, 1, versions_of=touched)
     expand(conn)
     settle(conn)
