@@ -81,6 +81,11 @@ class ConsumerSettings:
     topic_check_interval_s: float = 1.0
     trace_events: bool = True
     """A consumer span per event; a rebuild of history does without."""
+    flush_commits: bool = True
+    """Wait for each commit to reach the disk. A consumer whose effects are only derived state (a projection)
+    may answer False: a crash then loses its last few hundred milliseconds of commits, effects and stored
+    progress together, and it applies those events again. Never for a consumer that appends events (a reaction):
+    the relay may publish what the crash then takes back."""
     fetch_max_wait_ms: int | None = None
     """How long the broker may hold a fetch that finds nothing; None keeps the kit's short default (a
     projection users wait on). Every empty fetch costs CPU on both sides, so a consumer that mostly idles
@@ -132,7 +137,7 @@ class EventConsumer:
         self._batch_handler = batch_handler
         self._catalogues = {c.source: c for c in catalogues}
         self._on_applied = on_applied
-        self._conn = connect(settings.database_url, schema=settings.schema, autocommit=True)
+        self._conn = self._connect()
         self.lease = Lease(self._conn, name=f"consumer:{settings.name}", ttl_s=settings.lease_ttl_s)
         self._consumer: KafkaConsumer | None = None
         self._producer: Any = None
@@ -594,7 +599,15 @@ class EventConsumer:
                 if tp.topic in changed:
                     consumer.seek_to_beginning(tp)
 
+    lag_interval_s = 0.25
+    _lag_measured_at = 0.0
+
     def _measure_lag(self, consumer: KafkaConsumer) -> None:
+        """At most every `lag_interval_s`: it is a ListOffsets round trip, and after every poll it delayed the next
+        one (the pickup of a new event) by a few milliseconds."""
+        if time.monotonic() - self._lag_measured_at < self.lag_interval_s:
+            return
+        self._lag_measured_at = time.monotonic()
         try:
             assignment = list(consumer.assignment())
             ends = consumer.end_offsets(assignment)
@@ -647,10 +660,16 @@ class EventConsumer:
                 log.debug("closing producer", exc_info=True)
             self._producer = None
 
+    def _connect(self) -> psycopg.Connection:
+        conn = connect(self.settings.database_url, schema=self.settings.schema, autocommit=True)
+        if not self.settings.flush_commits:
+            conn.execute("SET synchronous_commit = off")
+        return conn
+
     def _reconnect_database(self) -> None:
         with contextlib.suppress(psycopg.Error):
             self._conn.close()
-        self._conn = connect(self.settings.database_url, schema=self.settings.schema, autocommit=True)
+        self._conn = self._connect()
         self.lease._conn = self._conn
 
     def close(self) -> None:

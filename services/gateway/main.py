@@ -40,7 +40,7 @@ def projector(settings: ServiceSettings) -> EventConsumer:
     return EventConsumer(
         ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=SCHEMA,
                          bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                         lease_ttl_s=settings.relay_lease_ttl_s),
+                         lease_ttl_s=settings.relay_lease_ttl_s, flush_commits=False),
         dispatcher(PROJECTIONS),
         catalogues=[registry_v1.CATALOGUE],
         batch_handler=batch_dispatcher(PROJECTIONS),
@@ -202,7 +202,7 @@ def run_rebuild(*, from_store: bool = False) -> int:
         return EventConsumer(
             ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=schema,
                              bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                             lease_ttl_s=settings.relay_lease_ttl_s, trace_events=False),
+                             lease_ttl_s=settings.relay_lease_ttl_s, trace_events=False, flush_commits=False),
             dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
             batch_handler=batch_dispatcher(PROJECTIONS))
 

@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import psycopg
 
+from gateway.projections.base import empty_work_tables
+
 FOREVER = "DATE '9999-12-31'"
 
 DDL = """
@@ -83,15 +85,15 @@ INSERT INTO statistics_boundary (boundary) VALUES (DATE '1900-01-01') ON CONFLIC
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS figures_intervals (
     sign integer, unit_id uuid, valid_from date, valid_to date, status text, gender text, birth_date date,
-    ethnicity text, religion text, education text, occupation text, era text) ON COMMIT DELETE ROWS;
+    ethnicity text, religion text, education text, occupation text, era text);
 CREATE TEMP TABLE IF NOT EXISTS figures_transitions (
-    sign integer, day date, from_unit uuid, to_unit uuid, entry text, exit text) ON COMMIT DELETE ROWS;
+    sign integer, day date, from_unit uuid, to_unit uuid, entry text, exit text);
 CREATE TEMP TABLE IF NOT EXISTS figures_versions (
-    sign integer, unit_id uuid, valid_from date, valid_to date, kind text) ON COMMIT DELETE ROWS;
+    sign integer, unit_id uuid, valid_from date, valid_to date, kind text);
 CREATE TEMP TABLE IF NOT EXISTS figures_changes (
-    root_id uuid, day date, dimension text COLLATE "C", value text COLLATE "C", delta integer) ON COMMIT DELETE ROWS;
+    root_id uuid, day date, dimension text COLLATE "C", value text COLLATE "C", delta integer);
 CREATE TEMP TABLE IF NOT EXISTS figures_ancestry (
-    unit_id uuid, ancestor_id uuid, lo date, hi date) ON COMMIT DELETE ROWS;
+    unit_id uuid, ancestor_id uuid, lo date, hi date);
 """
 
 
@@ -223,57 +225,57 @@ def _stage(conn: psycopg.Connection) -> None:
     conn.execute("SET LOCAL work_mem = '64MB'")
 
 
-def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> None:
-    """The atoms of these members' intervals and transitions, as the tables hold them now."""
+def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> int:
+    """The atoms of these members' intervals and transitions, as the tables hold them now; returns how many."""
     params = {"sign": sign, "ids": member_ids}
-    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.member_id = ANY(%(ids)b::text[]::uuid[])",
-                 params)
-    conn.execute("INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
-                 " FROM member_transitions WHERE member_id = ANY(%(ids)b::text[]::uuid[])", params)
+    intervals = conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW
+                             + " WHERE i.member_id = ANY(%(ids)b::text[]::uuid[])", params).rowcount
+    return intervals + conn.execute(
+        "INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
+        " FROM member_transitions WHERE member_id = ANY(%(ids)b::text[]::uuid[])", params).rowcount
 
 
-def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, versions_of: list[str]) -> None:
+def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, versions_of: list[str]) -> int:
     """The atoms of the members' intervals in these units, the transitions from or to them, and the active
-    versions of the units in `versions_of`."""
+    versions of the units in `versions_of`; returns how many."""
     params = {"sign": sign, "ids": unit_ids, "versions_of": versions_of}
-    conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW + " WHERE i.unit_id = ANY(%(ids)b::text[]::uuid[])",
-                 params)
-    conn.execute("INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
-                 " FROM member_transitions WHERE from_unit = ANY(%(ids)b::text[]::uuid[])"
-                 " UNION ALL SELECT %(sign)s, day, from_unit, to_unit, entry, exit FROM member_transitions"
-                 " WHERE to_unit = ANY(%(ids)b::text[]::uuid[])"
-                 " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)b::text[]::uuid[]))",
-                 params)
-    collect_versions(conn, versions_of, sign)
+    intervals = conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW
+                             + " WHERE i.unit_id = ANY(%(ids)b::text[]::uuid[])", params).rowcount
+    transitions = conn.execute(
+        "INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
+        " FROM member_transitions WHERE from_unit = ANY(%(ids)b::text[]::uuid[])"
+        " UNION ALL SELECT %(sign)s, day, from_unit, to_unit, entry, exit FROM member_transitions"
+        " WHERE to_unit = ANY(%(ids)b::text[]::uuid[])"
+        " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)b::text[]::uuid[]))",
+        params).rowcount
+    return intervals + transitions + collect_versions(conn, versions_of, sign)
 
 
-def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> None:
-    conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
-                 " WHERE unit_id = ANY(%b::text[]::uuid[]) AND status = 'active'", (sign, unit_ids))
+def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> int:
+    return conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
+                        " WHERE unit_id = ANY(%b::text[]::uuid[]) AND status = 'active'", (sign, unit_ids)).rowcount
 
 
-def expand(conn: psycopg.Connection) -> None:
-    """The collected atoms, through the ancestry as it stands, into changes per subtree root."""
+def expand(conn: psycopg.Connection, collected: int) -> int:
+    """The `collected` atoms, through the ancestry as it stands, into changes per subtree root; returns how many
+    changes. Nothing collected (a new unit without members yet) costs no statement."""
+    if collected == 0:
+        return 0
     # Without statistics the planner takes a temporary table for a few hundred rows and loops over it.
     conn.execute("ANALYZE figures_intervals, figures_transitions")
-    conn.execute(_EXPAND)
-    _empty(conn, "figures_intervals", "figures_transitions", "figures_versions")
+    changes = conn.execute(_EXPAND).rowcount
+    empty_work_tables(conn, "figures_intervals", "figures_transitions", "figures_versions")
+    return changes
 
 
-def _empty(conn: psycopg.Connection, *tables: str) -> None:
-    """Empties work tables for their next use in the same transaction. DELETE, not TRUNCATE: a TRUNCATE gives
-    each table new files, 3-5 ms apiece here, and that was a third of the projector's time for one command
-    (each is created ON COMMIT DELETE ROWS, so commit truncates them in place and dead rows never pile up)."""
-    for table in tables:
-        conn.execute(f"DELETE FROM {table}")
-
-
-def settle(conn: psycopg.Connection) -> None:
-    """Adds the expanded changes to the running sums."""
+def settle(conn: psycopg.Connection, changes: int) -> None:
+    """Adds the expanded `changes` to the running sums."""
+    if changes == 0:
+        return
     _keep_boundary_current(conn)
     conn.execute("ANALYZE figures_changes")
     conn.execute(_MERGE)
-    _empty(conn, "figures_changes")
+    empty_work_tables(conn, "figures_changes")
 
 
 _CURRENT_YEAR = "date_trunc('year', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
@@ -317,24 +319,24 @@ class MemberChange:
 
     def __init__(self, conn: psycopg.Connection, member_ids: list[str]) -> None:
         self.conn, self.member_ids = conn, member_ids
+        self.collected = 0
 
     def __enter__(self) -> None:
         if self.member_ids:
             _stage(self.conn)
-            collect_members(self.conn, self.member_ids, -1)
+            self.collected = collect_members(self.conn, self.member_ids, -1)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None and self.member_ids:
-            collect_members(self.conn, self.member_ids, 1)
-            expand(self.conn)
-            settle(self.conn)
+            self.collected += collect_members(self.conn, self.member_ids, 1)
+            settle(self.conn, expand(self.conn, self.collected))
 
 
 def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_versions: Callable[[], None]) -> None:
     """Rewrites these units' versions (by calling `rewrite_versions()`), then their ancestry and that of every unit
     ever under them, carrying the figures over to the new hierarchy."""
     _stage(conn)
-    collect_versions(conn, unit_ids, -1)
+    collected = collect_versions(conn, unit_ids, -1)
     rewrite_versions()
     below = [r[0] for r in conn.execute(
         "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%b::text[]::uuid[])"
@@ -352,12 +354,12 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
         {"below": below}).fetchall()]
     touched = sorted(set(moved) | set(unit_ids))
     others = sorted(set(moved) - set(unit_ids))
-    collect_units(conn, touched, -1, versions_of=others)
-    expand(conn)
-    conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
-    conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])",
-                 (moved,))
-    _empty(conn, "figures_ancestry")
-    collect_units(conn, touched, 1, versions_of=touched)
-    expand(conn)
-    settle(conn)
+    collected += collect_units(conn, touched, -1, versions_of=others)
+    changes = expand(conn, collected)
+    if moved:
+        conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
+        conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry"
+                     " WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
+    empty_work_tables(conn, "figures_ancestry")
+    changes += expand(conn, collect_units(conn, touched, 1, versions_of=touched))
+    settle(conn, changes)
