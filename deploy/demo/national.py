@@ -21,13 +21,22 @@ Modelling choices (README "Demo data" repeats them):
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 from collections.abc import Iterator
 
 from demo.geography import CityGeography, Province, Ward, provinces
 from demo.people import PersonFactory
-from demo.plan import ENTERPRISE_STEMS, SIZES, NewUnit, Org, Scale, Simulation, Step, _lower_kind
+from demo.plan import (
+    ENTERPRISE_STEMS,
+    SIZES,
+    NewUnit,
+    Org,
+    Scale,
+    Simulation,
+    Step,
+    _lower_kind,
+    place_organization,
+)
 
 NATIONAL = Scale("national", None, None, (20, 32), None, (20, 45), 2024)
 SECTORS = (("CQD", "Đảng bộ các cơ quan Đảng {p}", "agency"), ("UBND", "Đảng bộ Ủy ban nhân dân {p}", "agency"),
@@ -83,19 +92,7 @@ class ProvincePlan:
                         "police": f"Phòng nghiệp vụ số {number}, Công an {province.name}"}[setting]
                 self.orgs.append(Org(f"{sector}-{number:03d}", name, setting, sector, self._size(setting), None))
         for org in self.orgs:
-            cells_wanted = max(1, math.ceil(org.size / 22))
-            org.kind = "grassroots_committee" if org.size >= 30 or cells_wanted > 1 else "grassroots_cell"
-            self.units[2].append(NewUnit(org.code, f"{'Đảng bộ' if org.kind == 'grassroots_committee' else 'Chi bộ'}"
-                                         f" {org.name}", org.kind, org.parent_code, start, "demo"))
-            org.cells = [org.code] if org.kind == "grassroots_cell" else \
-                [f"{org.code}-C{n:02d}" for n in range(1, cells_wanted + 1)]
-            if org.kind == "grassroots_committee":
-                for number, code in enumerate(org.cells, start=1):
-                    self.units[3].append(NewUnit(code, f"Chi bộ {number} - {org.name}", "cell", org.code, start,
-                                                 "demo"))
-            for code in org.cells:
-                self.cell_setting[code] = org.setting
-                self.cell_ward[code] = org.ward_code
+            place_organization(self, org, start, None)
 
     def _ward(self, ward: Ward, start: dt.date) -> None:
         rng = self.rng

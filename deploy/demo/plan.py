@@ -29,6 +29,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from demo.geography import HANOI, CityGeography, LegacyWard, city
 from demo.people import PersonFactory
@@ -204,6 +205,29 @@ def _lower_kind(name: str) -> str:
     return f"{head.lower()} {rest}"
 
 
+class _Placed(Protocol):
+    units: list[list[NewUnit]]
+    cell_setting: dict[str, str]
+    cell_ward: dict[str, str | None]
+
+
+def place_organization(plan: _Placed, org: Org, start: dt.date, cells: int | None) -> None:
+    """A grassroots organization into the plan's units: a grassroots committee with a cell per ~22 members (or
+    `cells` of them) from 30 members, a grassroots cell below that."""
+    cells_wanted = cells or max(1, math.ceil(org.size / 22))
+    org.kind = "grassroots_committee" if org.size >= 30 or cells_wanted > 1 else "grassroots_cell"
+    plan.units[2].append(NewUnit(org.code, _unit_name(org.kind, org.name), org.kind, org.parent_code, start, "demo"))
+    if org.kind == "grassroots_cell":
+        org.cells = [org.code]
+    else:
+        org.cells = [f"{org.code}-C{n:02d}" for n in range(1, cells_wanted + 1)]
+        for number, code in enumerate(org.cells, start=1):
+            plan.units[3].append(NewUnit(code, f"Chi bộ {number} - {org.name}", "cell", org.code, start, "demo"))
+    for code in org.cells:
+        plan.cell_setting[code] = org.setting
+        plan.cell_ward[code] = org.ward_code
+
+
 class DemoPlan:
     """Everything the demo load does, decided up front from the seed."""
 
@@ -256,21 +280,8 @@ class DemoPlan:
         self._district_orgs()
         self._sector_orgs()
         for org in self.orgs:
-            cells_wanted = scale.cells_per_committee or max(1, math.ceil(org.size / 22))
-            org.kind = "grassroots_committee" if org.size >= 30 or cells_wanted > 1 else "grassroots_cell"
             start = next((u.established_on for u in self.units[1] if u.code == org.parent_code), HANOI_EXPANSION)
-            self.units[2].append(NewUnit(org.code, _unit_name(org.kind, org.name), org.kind, org.parent_code,
-                                         start, "demo"))
-            if org.kind == "grassroots_cell":
-                org.cells = [org.code]
-            else:
-                org.cells = [f"{org.code}-C{n:02d}" for n in range(1, cells_wanted + 1)]
-                for number, code in enumerate(org.cells, start=1):
-                    self.units[3].append(NewUnit(code, f"Chi bộ {number} - {org.name}", "cell", org.code, start,
-                                                 "demo"))
-            for code in org.cells:
-                self.cell_setting[code] = org.setting
-                self.cell_ward[code] = org.ward_code
+            place_organization(self, org, start, scale.cells_per_committee)
 
     def _legacy_code(self, ward: LegacyWard) -> str:
         return f"{ward.district_code}-{ward.code}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from servicekit.database import connect
@@ -39,10 +40,25 @@ def wait_caught_up(system: RunningSystem) -> None:
         time.sleep(0.1)
 
 
+def projector_for(system: RunningSystem, *, batched: bool) -> Callable[[str], Any]:
+    """The gateway's projector on another schema: event by event, or a poll's events at once."""
+    from gateway import main as gateway_main
+    from servicekit.consumer import ConsumerSettings, EventConsumer
+
+    def make_consumer(schema: str) -> EventConsumer:
+        return EventConsumer(ConsumerSettings(name=gateway_main.PROJECTOR, database_url=system.database_url,
+                                              schema=schema, bootstrap_servers=system.bootstrap_servers,
+                                              topics=gateway_main.CONSUMED_TOPICS, lease_ttl_s=3),
+                             gateway_main.dispatcher(gateway_main.PROJECTIONS),
+                             catalogues=[gateway_main.registry_v1.CATALOGUE],
+                             batch_handler=gateway_main.batch_dispatcher(gateway_main.PROJECTIONS) if batched else None)
+
+    return make_consumer
+
+
 def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(system: RunningSystem) -> None:
     from gateway import main as gateway_main
     from gateway.rebuild import rebuild
-    from servicekit.consumer import ConsumerSettings, EventConsumer
 
     admin = clients(system)
     city = establish(admin, "city_committee", None, on="1930-02-03")
@@ -54,14 +70,7 @@ def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(syst
     settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
                                PARTY_DATA_DIR=system.data_dir)
 
-    def make_consumer(schema: str) -> EventConsumer:
-        return EventConsumer(ConsumerSettings(name=gateway_main.PROJECTOR, database_url=system.database_url,
-                                              schema=schema, bootstrap_servers=system.bootstrap_servers,
-                                              topics=gateway_main.CONSUMED_TOPICS, lease_ttl_s=3),
-                             gateway_main.dispatcher(gateway_main.PROJECTIONS),
-                             catalogues=[gateway_main.registry_v1.CATALOGUE])
-
-    applied = rebuild(settings, live_schema="gateway", make_consumer=make_consumer,
+    applied = rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=False),
                       ddl=[p.ddl for p in gateway_main.PROJECTIONS])
     assert applied >= len(before["member_facts"])
     after = snapshot(system.database_url)
@@ -81,7 +90,6 @@ def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_en
     from contracts import topics
     from gateway import main as gateway_main
     from gateway.rebuild import rebuild
-    from servicekit.consumer import ConsumerSettings, EventConsumer
     from servicekit.replay import StoreReplay
 
     admin = clients(system)
@@ -95,17 +103,9 @@ def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_en
     settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
                                PARTY_DATA_DIR=system.data_dir)
 
-    def make_consumer(schema: str) -> EventConsumer:
-        return EventConsumer(ConsumerSettings(name=gateway_main.PROJECTOR, database_url=system.database_url,
-                                              schema=schema, bootstrap_servers=system.bootstrap_servers,
-                                              topics=gateway_main.CONSUMED_TOPICS, lease_ttl_s=3),
-                             gateway_main.dispatcher(gateway_main.PROJECTIONS),
-                             catalogues=[gateway_main.registry_v1.CATALOGUE],
-                             batch_handler=gateway_main.batch_dispatcher(gateway_main.PROJECTIONS))
-
     replay = StoreReplay(system.database_url, schema="registry", service="registry", topic=topics.REGISTRY,
                          page_size=50)
-    applied = rebuild(settings, live_schema="gateway", make_consumer=make_consumer,
+    applied = rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=True),
                       ddl=[p.ddl for p in gateway_main.PROJECTIONS], from_store=[replay])
     assert applied == replay.read > 0
     after = snapshot(system.database_url)

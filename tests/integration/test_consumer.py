@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -17,7 +16,7 @@ from servicekit.consumer import ConsumedEvent, ConsumerSettings, EventConsumer
 from servicekit.database import connect
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
-from tests.support.kit import event, metadata, pg_store, read_topic, wait_until
+from tests.support.kit import event, metadata, read_topic, wait_until
 
 EFFECTS_DDL = """
 CREATE TABLE IF NOT EXISTS effects (stream_id text, version int, n int);
@@ -31,15 +30,6 @@ def record_effect(conn: psycopg.Connection, e: ConsumedEvent) -> None:
     conn.execute("INSERT INTO effects VALUES (%s, %s, %s)", (e.stream_id, e.version, e.data.get("n")))
     conn.execute("INSERT INTO totals VALUES (%s, 1) ON CONFLICT (stream_id) DO UPDATE SET applied = totals.applied + 1",
                  (e.stream_id,))
-
-
-@pytest.fixture
-def store(database_url: str, schema: str, topic: str) -> Iterator[PostgresEventStore]:
-    pg, pool = pg_store(database_url, schema, topic)
-    with pool.connection() as conn:
-        conn.execute(EFFECTS_DDL)
-    yield pg
-    pool.close()
 
 
 def publish_all(database_url: str, schema: str, topic: str, bootstrap: str) -> None:

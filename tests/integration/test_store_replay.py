@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-
-import pytest
 
 from servicekit.database import connect
 from servicekit.pgstore import PostgresEventStore
 from servicekit.replay import ReplayedRecord, StoreReplay
-from tests.integration.test_consumer import EFFECTS_DDL, consumer_for, drain, effects, publish_all, write
-from tests.support.kit import event, metadata, pg_store
-
-
-@pytest.fixture
-def store(database_url: str, schema: str, topic: str) -> Iterator[PostgresEventStore]:
-    pg, pool = pg_store(database_url, schema, topic)
-    with pool.connection() as conn:
-        conn.execute(EFFECTS_DDL)
-    yield pg
-    pool.close()
+from tests.integration.test_consumer import consumer_for, drain, effects, publish_all, write
+from tests.support.kit import event, metadata
 
 
 def replay_of(database_url: str, schema: str, topic: str, page_size: int = 7) -> StoreReplay:
