@@ -62,6 +62,11 @@ def envelope_of(service: str, stream: str, version: int, event_id: Any, event_ty
     )
 
 
+def _trace_parent(row: tuple[Any, ...]) -> tuple[str | None, str | None]:
+    metadata = row[7]
+    return metadata.get("traceparent"), metadata.get("tracestate")
+
+
 @dataclass(frozen=True)
 class RelaySettings:
     database_url: str
@@ -148,15 +153,8 @@ class OutboxRelay:
             return 0
         producer = self._ensure_producer()
         futures: list[Any] = []
-        failed_at: int | None = None
         with self._tracer.start_as_current_span("outbox.publish_batch", attributes={"rows": len(rows)}):
-            for index, row in enumerate(rows):
-                try:
-                    futures.append(self._send(producer, row))
-                except Exception:
-                    log.warning("send refused; will resend from here", exc_info=True)
-                    failed_at = index
-                    break
+            failed_at = self._send_all(producer, rows, futures)
             try:
                 producer.flush(timeout=self.settings.lease_ttl_s)
             except Exception:
@@ -180,25 +178,41 @@ class OutboxRelay:
             time.sleep(0.2)
         return removed
 
-    def _send(self, producer: KafkaProducer, row: tuple[Any, ...]) -> Any:
+    def _send_all(self, producer: KafkaProducer, rows: list[tuple[Any, ...]], futures: list[Any]) -> int | None:
+        """Sends the rows in order; returns the index of the first one refused, if any. Consecutive rows of one
+        command (the same trace parent) share one publish span: a bulk command's 2,000 events made 2,000 spans,
+        a fifth of the relay's CPU in a demo load."""
+        index = 0
+        while index < len(rows):
+            parent = _trace_parent(rows[index])
+            end = index + 1
+            while end < len(rows) and _trace_parent(rows[end]) == parent:
+                end += 1
+            first = rows[index]
+            with attached(context_from(*parent)), self._tracer.start_as_current_span(
+                f"{self.settings.topic} publish",
+                kind=SpanKind.PRODUCER,
+                attributes={"messaging.system": "kafka", "messaging.destination.name": self.settings.topic,
+                            "party.stream_id": first[1], "party.stream_version": first[2],
+                            "messaging.batch.message_count": end - index},
+            ):
+                traceparent, tracestate = current_trace_headers()
+                for position in range(index, end):
+                    try:
+                        futures.append(self._send(producer, rows[position], traceparent, tracestate))
+                    except Exception:
+                        log.warning("send refused; will resend from here", exc_info=True)
+                        return position
+            index = end
+        return None
+
+    def _send(self, producer: KafkaProducer, row: tuple[Any, ...], traceparent: str | None,
+              tracestate: str | None) -> Any:
         _, stream, version, event_id, event_type, schema_version, data, metadata, recorded_at = row
-        aggregate_id = stream.split("-", 1)[1]
-        parent = context_from(metadata.get("traceparent"), metadata.get("tracestate"))
-        with attached(parent), self._tracer.start_as_current_span(
-            f"{self.settings.topic} publish",
-            kind=SpanKind.PRODUCER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": self.settings.topic,
-                        "party.stream_id": stream, "party.stream_version": version},
-        ):
-            traceparent, tracestate = current_trace_headers()
-            envelope = envelope_of(self.settings.service, stream, version, event_id, event_type, schema_version,
-                                   metadata, recorded_at, traceparent=traceparent, tracestate=tracestate)
-            return producer.send(
-                self.settings.topic,
-                key=aggregate_id.encode(),
-                value=data.encode(),
-                headers=envelope.to_headers(),
-            )
+        envelope = envelope_of(self.settings.service, stream, version, event_id, event_type, schema_version,
+                               metadata, recorded_at, traceparent=traceparent, tracestate=tracestate)
+        return producer.send(self.settings.topic, key=envelope.subject.encode(), value=data.encode(),
+                             headers=envelope.to_headers())
 
     def _mark_published(self, outbox_ids: list[int]) -> int:
         if not outbox_ids:

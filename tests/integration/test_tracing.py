@@ -69,3 +69,34 @@ def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection
     assert publish.context.trace_id == trace_id
     assert process.context.trace_id == trace_id
     assert process.parent is not None and process.parent.span_id == publish.context.span_id
+
+
+def test_the_events_of_one_command_share_one_publish_span_and_keep_their_order(
+    spans: InMemorySpanExporter, database_url: str, bootstrap_servers: str, schema: str, topic: str,
+) -> None:
+    import dataclasses
+
+    from servicekit.relay import RelaySettings
+    from tests.support.kit import event, metadata, pg_store, read_topic
+
+    store, pool = pg_store(database_url, schema, topic)
+    parents = [f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(2)]
+    commands = [dataclasses.replace(metadata(), traceparent=parent) for parent in parents]
+    stream = f"unit-{uuid.uuid4()}"
+    store.append(stream_id=stream, expected_version=0, events=[event(1), event(2), event(3)], metadata=commands[0])
+    store.append(stream_id=stream, expected_version=3, events=[event(4), event(5)], metadata=commands[1])
+    pool.close()
+    relay = OutboxRelay(RelaySettings(database_url=database_url, schema=schema, service="registry", topic=topic,
+                                      partitions=2, bootstrap_servers=bootstrap_servers, lease_ttl_s=5))
+    assert relay.lease.acquire()
+    assert relay.publish_batch() == 5
+    relay.close()
+
+    published = [s for s in spans.get_finished_spans() if s.name == f"{topic} publish"]
+    assert [s.attributes["messaging.batch.message_count"] for s in published] == [3, 2]
+    assert [format(s.context.trace_id, "032x") for s in published] == [p.split("-")[1] for p in parents]
+    records = read_topic(bootstrap_servers, topic, expect_at_least=5)
+    assert [r.version for r in records] == [1, 2, 3, 4, 5], "one key, one partition, in version order"
+    span_of = [r.envelope.traceparent.split("-")[2] for r in records if r.envelope.traceparent]
+    assert span_of == [format(published[0].context.span_id, "016x")] * 3 + [
+        format(published[1].context.span_id, "016x")] * 2
