@@ -1,4 +1,4 @@
-"""The `national` scale: the 34 provinces and centrally-run cities of 2025, about 5.6 million members, for
+"""The `national` scale: the 34 provinces and centrally-run cities of 2025, about 5.5 million members, for
 benchmarks. Each province is planned and loaded on its own, one after the other, so the plan in memory is one
 province's (the whole country's would not fit beside the servers: `hanoi` alone held 2.6 GiB).
 
@@ -34,7 +34,7 @@ from demo.plan import (
     Scale,
     Simulation,
     Step,
-    _lower_kind,
+    lower_kind,
     place_organization,
 )
 
@@ -76,7 +76,7 @@ class ProvincePlan:
     def _build_units(self) -> None:
         province = self.province
         start = dt.date(2008, 1, 1)
-        self.units[0].append(NewUnit(self.root, f"Đảng bộ {_lower_kind(province.name)}", "city_committee", None,
+        self.units[0].append(NewUnit(self.root, f"Đảng bộ {lower_kind(province.name)}", "city_committee", None,
                                      dt.date(1930, 2, 3), "Điều lệ Đảng"))
         for code, name, _ in SECTORS:
             self.units[1].append(NewUnit(f"{self.root}-{code}", name.format(p=province.name), "sector_committee",
@@ -96,7 +96,7 @@ class ProvincePlan:
 
     def _ward(self, ward: Ward, start: dt.date) -> None:
         rng = self.rng
-        self.units[1].append(NewUnit(ward.code, f"Đảng bộ {_lower_kind(ward.name)}", "commune_committee", self.root,
+        self.units[1].append(NewUnit(ward.code, f"Đảng bộ {lower_kind(ward.name)}", "commune_committee", self.root,
                                      start, "demo: lập đảng bộ"))
         urban = ward.kind == "Phường"
         label = "tổ dân phố" if urban else "thôn"

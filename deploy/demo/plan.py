@@ -195,7 +195,7 @@ def _unit_name(kind_label: str, name: str) -> str:
     return f"{prefix} {name}"
 
 
-def _lower_kind(name: str) -> str:
+def lower_kind(name: str) -> str:
     """'Quận Ba Đình' → 'quận Ba Đình' (unit names read "Đảng bộ quận Ba Đình")."""
     head, _, rest = name.partition(" ")
     if head == "Thị" and rest.startswith("xã "):
@@ -257,12 +257,12 @@ class DemoPlan:
                                      dt.date(1930, 2, 3), "Điều lệ Đảng"))
         for district in geo.districts:
             established = dt.date(2014, 4, 1) if "Từ Liêm" in district.name else HANOI_EXPANSION
-            self.units[1].append(NewUnit(district.code, f"Đảng bộ {_lower_kind(district.name)}",
+            self.units[1].append(NewUnit(district.code, f"Đảng bộ {lower_kind(district.name)}",
                                          "district_committee", self.root, established, "demo: lập đảng bộ"))
         for code, name, _, _ in SECTORS_BEFORE:
             self.units[1].append(NewUnit(code, name, "sector_committee", self.root, HANOI_EXPANSION, "demo"))
         for ward in geo.legacy_wards:
-            self.units[2].append(NewUnit(self._legacy_code(ward), f"Đảng bộ {_lower_kind(ward.name)}",
+            self.units[2].append(NewUnit(self._legacy_code(ward), f"Đảng bộ {lower_kind(ward.name)}",
                                          "commune_committee", ward.district_code, self._district_start(ward),
                                          "demo: lập đảng bộ"))
             low, high = scale.residential_per_ward
@@ -402,7 +402,7 @@ class DemoPlan:
         geo = self.geo
         for ward in geo.province.wards:
             sources = tuple(f"{w.district_code}-{w.code}" for w in geo.predecessors_of(ward.code))
-            target = NewUnit(ward.code, f"Đảng bộ {_lower_kind(ward.name)}", "commune_committee", self.root, REFORM,
+            target = NewUnit(ward.code, f"Đảng bộ {lower_kind(ward.name)}", "commune_committee", self.root, REFORM,
                              DECISION_2025)
             if sources:
                 yield Step(f"2025/reform/merge/{ward.code}", "2025 reform: ward and commune committees", "merge",
