@@ -16,13 +16,21 @@ from servicekit.events import Checkpoint, EventMetadata, NewEvent, StoredEvent
 from servicekit.store import ConcurrencyError, IdempotentReply, UniquenessViolation
 
 _EVENT_COLUMNS = "stream_id, version, event_id, event_type, schema_version, data, metadata, position, recorded_at"
-READ_ALL = (
-    f"SELECT xid::text::bigint, {_EVENT_COLUMNS} FROM events"
-    " WHERE (xid, position) > (%s::text::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot())"
-    # The table's columns, qualified: a bare `xid` would name the output column (its bigint cast), which no index
-    # has, and every page would sort the whole store.
-    " ORDER BY events.xid, events.position LIMIT %s"
-)
+
+
+def commit_order_page(columns: str) -> str:
+    """A page of events in commit order after a (xid, position) checkpoint, below the oldest running transaction
+    (parameters: xid, position, limit). One query for every reader of the global log (`read_all`, the replay)."""
+    return (
+        f"SELECT {columns} FROM events"
+        " WHERE (xid, position) > (%s::text::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot())"
+        # The table's columns, qualified: a bare `xid` would name an output column `xid` (a reader's bigint cast),
+        # which no index has, and every page would sort the whole store.
+        " ORDER BY events.xid, events.position LIMIT %s"
+    )
+
+
+READ_ALL = commit_order_page(f"xid::text::bigint, {_EVENT_COLUMNS}")
 
 
 def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:

@@ -20,16 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from servicekit.database import connect
+from servicekit.pgstore import commit_order_page
 from servicekit.relay import envelope_of
 
-_PAGE = (
-    "SELECT xid::text::bigint, position, stream_id, version, event_id, event_type, schema_version, data::text,"
-    " metadata, recorded_at FROM events"
-    " WHERE (xid, position) > (%s::text::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot())"
-    # Qualified, so that the order is the table's (xid, position) index and not the output column named `xid`
-    # (its bigint cast): that one sorted the whole table for every page.
-    " ORDER BY events.xid, events.position LIMIT %s"
-)
+_PAGE = commit_order_page("xid::text::bigint, position, stream_id, version, event_id, event_type, schema_version,"
+                          " data::text, metadata, recorded_at")
 
 
 @dataclass(frozen=True)
