@@ -1,11 +1,11 @@
-"""The `national` scale (`python bench/run.py --national [N]`): about 5.6 million members over 34 provinces, or
+"""The `national` scale (`python bench/run.py --national [N]`): about 5.5 million members over 34 provinces, or
 the first N provinces of it.
 
-The in-memory broker cannot hold the ~35 million events of the whole country in 24 GiB, so this run takes the
-broker-loss path of ARCHITECTURE.md §3 on purpose: the load goes into the registry's store through its own
-append path (events and outbox; the relay does not run, as while a broker is away), then the gateway's projections
-are built from the store (`python -m gateway rebuild --from-store`), and the reads of the `hanoi` run are
-measured against a gateway API over them.
+The in-memory broker cannot hold the ~28 million events of the whole country in 24 GiB, so this run takes the
+broker-loss path of ARCHITECTURE.md §3 on purpose: each province goes into its own register's store through the
+registry's own append path (events and outbox; no relay runs, as while a broker is away), then the gateway's
+projections are built from the stores (`python -m gateway rebuild --from-store`), and the reads of the `hanoi` run
+are measured against a gateway API over them.
 """
 
 from __future__ import annotations
