@@ -1,7 +1,8 @@
 """GraphQL reads over HTTP against the same SQL run directly in this process (the floor).
 
-Each GraphQL query is timed end to end (HTTP, token check, GraphQL, scope checks, SQL); its floor runs the
-read models' own statements through psycopg with no HTTP, GraphQL or authorization, in the same process.
+Each GraphQL query is timed end to end (HTTP, token check, GraphQL, scope checks, SQL) over one keep-alive
+connection; its floor runs the read models' own statements through psycopg with no HTTP, GraphQL or
+authorization, in the same process.
 `python bench/queries_bench.py DATA_DIR` measures a running `make up` (its `stack.env` and ports)."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from psycopg_pool import AsyncConnectionPool
 
 STATISTICS = """query($id: ID!) { statistics(unitId: $id) {
@@ -56,20 +57,21 @@ async def _time(samples: int, call: Callable[[], Awaitable[Any]]) -> list[float]
 
 async def measure(gateway_url: str, database_url: str, token: str, samples: int, *, ward_code: str = "00004"
                   ) -> list[Latency]:
+    from loadgen import KeepAliveClient
+
     from gateway.read_models import ReadModels, Scope, vietnam_today
     from gateway.statistics import forms, year_earlier, year_to_date
 
     pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False,
                                kwargs={"autocommit": True, "options": "-c search_path=gateway,public"})
     await pool.open()
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=60) as client:
-
+    address = urlsplit(gateway_url)
+    client = KeepAliveClient(address.hostname or "127.0.0.1", address.port or 80, token)
+    try:
         async def graphql(query: str, **variables: Any) -> dict[str, Any]:
-            response = await client.post("/graphql", json={"query": query, "variables": variables})
-            body = response.json()
-            if "errors" in body:
-                raise RuntimeError(f"{query[:40]}: {body['errors']}")
+            status, body = await client.post_json("/graphql", {"query": query, "variables": variables})
+            if status != 200 or not isinstance(body, dict) or "errors" in body:
+                raise RuntimeError(f"{query[:40]}: HTTP {status} {body}")
             return body["data"]  # type: ignore[no-any-return]
 
         models = ReadModels(pool)
@@ -120,6 +122,8 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
         results = []
         for name, over_graphql, over_sql in cases:
             results.append(Latency(name, await _time(samples, over_graphql), await _time(samples, over_sql)))
+    finally:
+        await client.close()
     await pool.close()
     return results
 

@@ -239,7 +239,7 @@ def main() -> int:
         print("measuring the registry's bulk paths ...", file=sys.stderr, flush=True)
         from registry_bench import import_throughput, reorganization_seconds
 
-        import_rows = 2_000 if args.smoke else 100_000
+        import_rows = 2_000 if args.smoke else 500_000
         imported, copied = import_throughput(database_url, import_rows, 20 if args.smoke else 500)
         figures.append(Figure(f"roll import ({import_rows:,} rows, validate + write)", imported, "rows/s",
                               "COPY of the same rows", copied))

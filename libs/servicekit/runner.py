@@ -9,11 +9,14 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from servicekit.jsonlog import setup_logging
 from servicekit.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    # Only the API imports FastAPI: a spawned import worker imports this module again and need not.
+    from fastapi import FastAPI
 
 
 def load_settings() -> ServiceSettings:

@@ -2,11 +2,13 @@
 
 import sys
 
-from registry import main
 from servicekit.runner import dispatch, run_worker, serve
 
-# Import workers are spawned processes that import this module again: only a direct run dispatches.
+# Import workers are spawned processes that import this module again: only a direct run dispatches, and only it
+# imports the HTTP stack.
 if __name__ == "__main__":
+    from registry import main
+
     dispatch("registry", {
         "api": lambda: serve("registry", main.create_api, port_env="REGISTRY_PORT", default_port=main.DEFAULT_PORT),
         "relay": lambda: run_worker("registry-relay", main.run_relay),
