@@ -86,6 +86,9 @@ class ConsumerSettings:
     may answer False: a crash then loses its last few hundred milliseconds of commits, effects and stored
     progress together, and it applies those events again. Never for a consumer that appends events (a reaction):
     the relay may publish what the crash then takes back."""
+    prepare_session: Callable[[psycopg.Connection], None] | None = None
+    """Runs on every new database connection, outside any transaction: session state the handlers rely on
+    (temporary work tables, settings) made once, where a rolled-back batch cannot take it away."""
     fetch_max_wait_ms: int | None = None
     """How long the broker may hold a fetch that finds nothing; None keeps the kit's short default (a
     projection users wait on). Every empty fetch costs CPU on both sides, so a consumer that mostly idles
@@ -664,6 +667,8 @@ class EventConsumer:
         conn = connect(self.settings.database_url, schema=self.settings.schema, autocommit=True)
         if not self.settings.flush_commits:
             conn.execute("SET synchronous_commit = off")
+        if self.settings.prepare_session is not None:
+            self.settings.prepare_session(conn)
         return conn
 
     def _reconnect_database(self) -> None:

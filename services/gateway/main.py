@@ -14,7 +14,7 @@ from strawberry.fastapi import GraphQLRouter
 from contracts import registry_v1, topics
 from gateway.api.context import context_getter_for
 from gateway.api.schema import schema
-from gateway.projections import PROJECTIONS
+from gateway.projections import PROJECTIONS, prepare_session
 from gateway.projections.base import batch_dispatcher, dispatcher
 from gateway.read_models import ReadModels
 from servicekit import kafka as kafka_setup
@@ -40,7 +40,8 @@ def projector(settings: ServiceSettings) -> EventConsumer:
     return EventConsumer(
         ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=SCHEMA,
                          bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                         lease_ttl_s=settings.relay_lease_ttl_s, flush_commits=False),
+                         lease_ttl_s=settings.relay_lease_ttl_s, flush_commits=False,
+                         prepare_session=prepare_session),
         dispatcher(PROJECTIONS),
         catalogues=[registry_v1.CATALOGUE],
         batch_handler=batch_dispatcher(PROJECTIONS),
@@ -202,7 +203,8 @@ def run_rebuild(*, from_store: bool = False) -> int:
         return EventConsumer(
             ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=schema,
                              bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                             lease_ttl_s=settings.relay_lease_ttl_s, trace_events=False, flush_commits=False),
+                             lease_ttl_s=settings.relay_lease_ttl_s, trace_events=False, flush_commits=False,
+                             prepare_session=prepare_session),
             dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
             batch_handler=batch_dispatcher(PROJECTIONS))
 

@@ -35,8 +35,11 @@ def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection
 ) -> None:
     from gateway import main as gateway_main
     from registry import main as registry_main
+    from registry import wiring as registry_wiring
 
     suffix = uuid.uuid4().hex[:8]
+    # The API's store (wiring) and the relay (main) on one private schema.
+    monkeypatch.setattr(registry_wiring, "SCHEMA", f"registry_{suffix}")
     monkeypatch.setattr(registry_main, "SCHEMA", f"registry_{suffix}")
     monkeypatch.setattr(gateway_main, "SCHEMA", f"gateway_{suffix}")
     topic = f"party.registry.trace.{suffix}"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from gateway.projections import figures, members, units
-from gateway.projections.base import Projection
+from gateway.projections.base import Projection, create_stage
 
 # The pre-aggregated statistics are kept by the units and members projections, in the same transactions.
 FIGURES = Projection(name="figures", ddl=figures.DDL, handlers={})
 PROJECTIONS: tuple[Projection, ...] = (FIGURES, units.PROJECTION, members.PROJECTION)
+
+
+def prepare_session(conn: psycopg.Connection) -> None:
+    """A projector connection's temporary work tables and settings, made once (servicekit.consumer runs this on
+    every new connection, outside any transaction)."""
+    figures.prepare_session(conn)
+    for table in ("units", "members"):
+        create_stage(conn, table)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from gateway.projections.base import empty_work_tables
+from gateway.projections.base import create_work_tables, empty_work_tables, session_holds
 
 FOREVER = "DATE '9999-12-31'"
 
@@ -219,10 +219,20 @@ SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped
 """
 
 
+# A reorganization's changes are hundreds of thousands of rows: summed in memory, not in spilled batches.
+_WORK_MEM = "64MB"
+
+
+def prepare_session(conn: psycopg.Connection) -> None:
+    """The work tables and memory of a projector's connection, made once outside any transaction."""
+    create_work_tables(conn, "figures", _STAGING)
+    conn.execute(f"SET work_mem = '{_WORK_MEM}'")
+
+
 def _stage(conn: psycopg.Connection) -> None:
-    conn.execute(_STAGING)
-    # A reorganization's changes are hundreds of thousands of rows: summed in memory, not in spilled batches.
-    conn.execute("SET LOCAL work_mem = '64MB'")
+    if not session_holds(conn, "figures"):
+        create_work_tables(conn, "figures", _STAGING)
+        conn.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
 
 
 def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> int:
@@ -252,6 +262,8 @@ def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, v
 
 
 def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> int:
+    if not unit_ids:
+        return 0
     return conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
                         " WHERE unit_id = ANY(%b::text[]::uuid[]) AND status = 'active'", (sign, unit_ids)).rowcount
 
@@ -261,8 +273,7 @@ def expand(conn: psycopg.Connection, collected: int) -> int:
     changes. Nothing collected (a new unit without members yet) costs no statement."""
     if collected == 0:
         return 0
-    # Without statistics the planner takes a temporary table for a few hundred rows and loops over it.
-    conn.execute("ANALYZE figures_intervals, figures_transitions")
+    _analyze_if_many(conn, collected, "figures_intervals, figures_transitions")
     changes = conn.execute(_EXPAND).rowcount
     empty_work_tables(conn, "figures_intervals", "figures_transitions", "figures_versions")
     return changes
@@ -273,9 +284,19 @@ def settle(conn: psycopg.Connection, changes: int) -> None:
     if changes == 0:
         return
     _keep_boundary_current(conn)
-    conn.execute("ANALYZE figures_changes")
+    _analyze_if_many(conn, changes, "figures_changes")
     conn.execute(_MERGE)
     empty_work_tables(conn, "figures_changes")
+
+
+ANALYZE_FROM_ROWS = 100
+
+
+def _analyze_if_many(conn: psycopg.Connection, rows: int, tables: str) -> None:
+    """Without statistics the planner takes a temporary table for a few hundred rows and loops over it. Below
+    ANALYZE_FROM_ROWS (a command's few rows) any plan is quick: a command's batch saves two statements."""
+    if rows >= ANALYZE_FROM_ROWS:
+        conn.execute(f"ANALYZE {tables}")
 
 
 _CURRENT_YEAR = "date_trunc('year', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
