@@ -117,7 +117,7 @@ class OutboxRelay:
                     stop.wait(min(1.0, self.settings.lease_ttl_s / 3))
                     continue
                 sent = self.publish_batch()
-                if sent == 0:
+                if sent == 0 or self._drained:
                     self._wait_for_work(self.settings.idle_poll_s)
             except psycopg.OperationalError:
                 log.exception("database unavailable; retrying")
@@ -144,8 +144,15 @@ class OutboxRelay:
             for _ in self._listen.notifies(timeout=0, stop_after=1000):
                 pass
 
+    _drained = False
+
     def publish_batch(self) -> int:
-        """Publish up to one batch; returns how many rows left the outbox."""
+        """Publish up to one batch; returns how many rows left the outbox.
+
+        A batch short of `batch_size`, all sent, was everything committed when it was read: the relay then waits
+        for the next NOTIFY (queued meanwhile if a command committed since) instead of reading an empty outbox
+        once more, a round trip per command at a low rate."""
+        self._drained = False
         if not self._check_topics_if_due():
             return 0
         rows = self._conn.execute(_FETCH, (self.settings.batch_size,)).fetchall()
@@ -172,6 +179,7 @@ class OutboxRelay:
             else:
                 blocked.add(stream)
         removed = self._mark_published(acknowledged)
+        self._drained = not any_failed and len(rows) < self.settings.batch_size and removed == len(rows)
         if any_failed:
             self._drop_producer()
             self._topics_checked_at = 0.0

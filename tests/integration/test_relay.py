@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from servicekit.database import notify_channel
 from servicekit.pgstore import PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
 from tests.support.kit import apply_like_a_consumer, event, metadata, pg_store, read_topic, wait_until
@@ -138,6 +139,37 @@ def test_two_hundred_concurrent_transactions_reach_kafka_exactly_once_in_per_key
         by_key[r.key].append(r.version)
     assert all(versions == sorted(versions) for versions in by_key.values()), "per-key order"
     assert late_key in by_key
+
+
+def test_woken_only_by_notifications_the_relay_still_publishes_every_commit_promptly(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    """After a short batch the relay waits for the next NOTIFY instead of reading the outbox again: commits
+    made while it publishes must still wake it. A 60 s poll leaves only the notifications to do so."""
+    settings = relay_settings(database_url, schema, topic, bootstrap_servers, idle_poll_s=60.0)
+    keys = [str(uuid.uuid4()) for _ in range(4)]
+
+    def write_key(key: str, rng: random.Random) -> None:
+        for version in range(1, 11):
+            with store.transaction() as tx:
+                tx.append(stream_id=f"unit-{key}", expected_version=version - 1, events=[event(version)],
+                          metadata=metadata(), command_event_count=1)
+            time.sleep(rng.uniform(0, 0.02))
+
+    running = RelayThread(settings)
+    with running as relay:
+        wait_until(lambda: relay.lease.held, timeout_s=10, message="the lease")
+        writers = [threading.Thread(target=write_key, args=(key, random.Random(i))) for i, key in enumerate(keys)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        wait_until(lambda: relay.published_total == 40, timeout_s=10, message="every commit published")
+        running.stop.set()
+        with store.pool.connection() as conn:  # wakes it to see the stop
+            conn.execute(f"NOTIFY {notify_channel(schema)}")
+    assert outbox_size(store) == 0
+    assert Counter(r.key for r in read_topic(bootstrap_servers, topic, expect_at_least=40)) == dict.fromkeys(keys, 10)
 
 
 def test_relay_killed_mid_batch_and_restarted_loses_nothing(
