@@ -201,11 +201,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="run each figure briefly")
     parser.add_argument("--demo-only", metavar="SCALE", help="only the demo figures, at this scale (e.g. hanoi)")
+    parser.add_argument("--import-only", type=int, metavar="ROWS",
+                        help="only the roll import (500,000 rows is the target's size) and its COPY floor")
     parser.add_argument("--national", nargs="?", const=34, type=int, metavar="PROVINCES",
                         help="the national scale into the store, projections from the store (first N provinces)")
     args = parser.parse_args()
     if args.demo_only:
         return demo_only(args.demo_only)
+    if args.import_only:
+        return import_only(args.import_only)
     if args.national:
         from national_bench import national
 
@@ -320,6 +324,25 @@ def demo_only(scale: str) -> int:
         postgres.stop()
         shutil.rmtree(work, ignore_errors=True)
     print_results(f"the {scale} demo", figures, memory)
+    return 0
+
+
+def import_only(rows: int) -> int:
+    from registry_bench import import_throughput
+
+    from servicekit.embedded.postgres import EmbeddedPostgres
+
+    work = Path(tempfile.mkdtemp(prefix="party-bench-"))
+    postgres = EmbeddedPostgres(work / "postgres", keep_data=False).start()
+    try:
+        started = time.perf_counter()
+        imported, copied = import_throughput(postgres.url, rows, 500)
+        print(f"(import and floor together: {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    finally:
+        postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print_results("roll import only", [Figure(f"roll import ({rows:,} rows, validate + write: {rows / imported:.1f} s)",
+                                              imported, "rows/s", "COPY of the same rows", copied)], {})
     return 0
 
 
