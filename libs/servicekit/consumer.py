@@ -199,7 +199,11 @@ class EventConsumer:
         self._check_topic_ids_if_due(consumer)
         batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
         records = [r for part in batch.values() for r in part]
-        self._forward_dead_letters()
+        if self._dead_letters_pending or time.monotonic() - self._retried_at > self.retry_interval_s:
+            # Right after something was dead-lettered, else once a retry interval: read after every poll, the
+            # empty outbox of dead letters was a round trip before each event and 200 queries a second idle.
+            self._dead_letters_pending = False
+            self._forward_dead_letters()
         if time.monotonic() - self._retried_at > self.retry_interval_s:
             self._retried_at = time.monotonic()
             self.applied_total += self.retry_waiting()
@@ -435,10 +439,13 @@ class EventConsumer:
             data=data,
         )
 
+    _dead_letters_pending = False
+
     def _dead_letter(self, record: Any, event: ConsumedEvent | None, error: str, *, retryable: bool = False
                      ) -> None:
         if not retryable:
             self._dead_counter.add(1, {"consumer": self.settings.name})
+            self._dead_letters_pending = True
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
         self._conn.execute(
             "INSERT INTO consumer_dead_letters (consumer, topic, partition, \"offset\", stream_id, version,"
@@ -462,9 +469,10 @@ class EventConsumer:
                 if not self._release(row_id, stream_id, record):
                     continue
                 applied += 1 + self._release_parked(stream_id)
-        self._conn.execute(
-            "UPDATE consumer_dead_letters SET retryable = false WHERE consumer = %s AND retryable"
-            " AND recorded_at < now() - interval '1 day'", (self.settings.name,))
+        if self._conn.execute(
+                "UPDATE consumer_dead_letters SET retryable = false WHERE consumer = %s AND retryable"
+                " AND recorded_at < now() - interval '1 day'", (self.settings.name,)).rowcount:
+            self._dead_letters_pending = True
         return applied
 
     def _release(self, row_id: int, stream_id: str, record: Any) -> bool:
