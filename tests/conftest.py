@@ -11,7 +11,7 @@ import pytest
 
 from servicekit.telemetry import setup_telemetry
 
-setup_telemetry("tests")
+setup_telemetry("tests", record_spans=True)  # the tracing tests add their own span processors
 
 
 @pytest.fixture(scope="session")
