@@ -144,3 +144,17 @@ def test_a_large_file_checked_by_several_workers_is_still_rejected_whole(reg: Re
     found = {(e["row"], e["field"], e["code"]) for e in report["errors"]}  # type: ignore[attr-defined]
     assert found == {(23_002, "citizen_id", "citizen-id-repeated"), (15_002, "gender", "gender-invalid")}
     assert count_members(reg) == 0, "no worker wrote anything"
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_reach_the_database_rejects_the_import_and_nothing_is_written(
+        reg: RegistryUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    codes = cells(reg, 10)
+    rows = [person(i, codes[i % 10]) for i in range(24_000)]
+    runner = reg.registry.imports
+    monkeypatch.setitem(runner.job_settings, "database_url", "postgresql://nobody@127.0.0.1:9/none")
+    report = run_import(reg, roll(rows))
+    assert report["status"] == "rejected"
+    errors = report["errors"]
+    assert isinstance(errors, list) and [e["code"] for e in errors] == ["worker-failed"]
+    assert count_members(reg) == 0

@@ -6,6 +6,7 @@ an interrupted import resumes by running again, since members already written ar
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -204,16 +205,25 @@ class ImportRunner:
             workers.append((process, here))
             parts.append(part)
         try:
-            for (_, pipe), part in zip(workers, parts, strict=True):
-                pipe.send(part)
-            del parts
+            try:
+                for (_, pipe), part in zip(workers, parts, strict=True):
+                    pipe.send(part)
+                del parts
+                validated = [_validation_report(pipe.recv()) for _, pipe in workers]
+            except (_WorkerFailed, BrokenPipeError, EOFError) as exc:
+                # A worker that cannot reach the database (or dies) has written nothing, and neither has any
+                # other: nothing is written before every slice is validated.
+                for _, pipe in workers:
+                    with contextlib.suppress(OSError):
+                        pipe.send("stop")
+                self._finish(import_id, "rejected", errors=[RowError(
+                    0, "file", "worker-failed", f"an import worker stopped before validating its rows: {exc}")])
+                return self._report_or_fail(import_id)
             errors: list[RowError] = []
             citizens: dict[str, int] = {}
             cards: dict[str, int] = {}
             accepted = 0
-            for _, pipe in workers:
-                kind, found, citizen_rows, card_rows, ok = pipe.recv()
-                assert kind == "validated"
+            for found, citizen_rows, card_rows, ok in validated:
                 errors += [RowError(*e) for e in found]
                 accepted += ok
                 for row, citizen in citizen_rows:
@@ -305,6 +315,17 @@ class ImportRunner:
         report = self.report(import_id)
         assert report is not None
         return report
+
+
+class _WorkerFailed(Exception):
+    """An import worker reported a failure instead of its validation."""
+
+
+def _validation_report(message: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A worker's (errors, citizen ids, card numbers, accepted count), or _WorkerFailed with its reason."""
+    if message[0] == "failed":
+        raise _WorkerFailed(message[1])
+    return message[1:]
 
 
 def cell_states(conn: Any, codes: Sequence[str]) -> dict[str, units.Unit]:
