@@ -201,7 +201,7 @@ class EventConsumer:
         records = [r for part in batch.values() for r in part]
         if self._dead_letters_pending or time.monotonic() - self._retried_at > self.retry_interval_s:
             # Right after something was dead-lettered, else once a retry interval: read after every poll, the
-            # empty outbox of dead letters was a round trip before each event and 200 queries a second idle.
+            # (nearly always empty) dead letters were a round trip between each poll and the apply of its events.
             self._dead_letters_pending = False
             self._forward_dead_letters()
         if time.monotonic() - self._retried_at > self.retry_interval_s:
