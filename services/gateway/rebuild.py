@@ -4,6 +4,9 @@ From the topic (the default), the fresh projections read every partition from of
 broker-loss path: the broker lost its log, or cannot hold it), they read the registry's event store instead
 (servicekit.replay), after noting where each partition ends; that becomes their resume hint.
 
+The fresh projections leave the statistics' ancestry and running sums alone while they apply the history, and
+count them once before the swap (gateway.projections.figures.recount).
+
 The live projections keep serving (and the live projector keeps applying) until the swap. The swap renames
 the schemas in one transaction; the live projector then finds stored progress behind its own position and
 rewinds to it (servicekit.consumer), so the events that arrived after the rebuild caught up are applied too;
@@ -19,8 +22,9 @@ from collections.abc import Callable, Sequence
 import psycopg
 from psycopg import sql
 
+from gateway.projections import figures
 from servicekit.consumer import EventConsumer
-from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
+from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.replay import StoreReplay
 from servicekit.settings import ServiceSettings
 
@@ -36,13 +40,21 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     consumer = make_consumer(fresh)
     if not consumer.lease.acquire():
         raise RuntimeError("another rebuild is running")
+    deferred = figures.DEFERRED.set(True)
     try:
         if not from_store:
             _catch_up_with_the_topic(consumer, progress, time.monotonic() + timeout_s)
         else:
             _replay_the_stores(consumer, from_store, progress, timeout_s)
     finally:
+        figures.DEFERRED.reset(deferred)
         consumer.close()
+    if progress is not None:
+        sys.stderr.write("\ncounting the statistics ...")
+        sys.stderr.flush()
+    with connect(settings.database_url, schema=fresh) as conn:
+        figures.recount(conn)
+        conn.commit()
     stamp = time.strftime("%Y%m%d%H%M%S")
     retired = f"{live_schema}_retired_{stamp}"
     with psycopg.connect(settings.database_url, autocommit=False) as conn:
