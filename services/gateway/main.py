@@ -1,60 +1,25 @@
-"""Composition root of the gateway: projections, the projector process and the GraphQL app."""
+"""Composition root of the gateway's GraphQL app; the projector, rebuild and reconcile are in gateway.wiring."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from typing import Any
 
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 from strawberry.fastapi import GraphQLRouter
 
-from contracts import registry_v1, topics
+from gateway import wiring
 from gateway.api.context import context_getter_for
 from gateway.api.schema import schema
-from gateway.projections import PROJECTIONS, prepare_session
-from gateway.projections.base import batch_dispatcher, dispatcher
 from gateway.read_models import ReadModels
 from servicekit import kafka as kafka_setup
 from servicekit.auth import TokenVerifier
-from servicekit.consumer import ConsumerSettings, EventConsumer
-from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
 from servicekit.http import AppParts, create_app
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import setup_telemetry
 
-SCHEMA = "gateway"
-SERVICE = "gateway"
-PROJECTOR = "gateway-projector"
 DEFAULT_PORT = 8000
-CONSUMED_TOPICS = (topics.REGISTRY,)
-
-
-def migrate_gateway(settings: ServiceSettings) -> None:
-    migrate(settings.database_url, schema=SCHEMA, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
-
-
-def projector(settings: ServiceSettings) -> EventConsumer:
-    return EventConsumer(
-        ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=SCHEMA,
-                         bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                         lease_ttl_s=settings.relay_lease_ttl_s, flush_commits=False,
-                         prepare_session=prepare_session),
-        dispatcher(PROJECTIONS),
-        catalogues=[registry_v1.CATALOGUE],
-        batch_handler=batch_dispatcher(PROJECTIONS),
-    )
-
-
-def run_projector(settings: ServiceSettings, stop: threading.Event) -> None:
-    from gateway.projections.members import ANNOUNCE_CHANGES
-
-    setup_telemetry(f"{SERVICE}-projector")
-    migrate_gateway(settings)
-    ANNOUNCE_CHANGES.set(True)
-    projector(settings).run(stop)
 
 
 def settings_registry_url(settings: ServiceSettings) -> str:
@@ -70,11 +35,11 @@ def graphiql_page(request: Request) -> bool:
 
 
 def create_api(settings: ServiceSettings) -> FastAPI:
-    setup_telemetry(SERVICE)
-    migrate_gateway(settings)
+    setup_telemetry(wiring.SERVICE)
+    wiring.migrate_gateway(settings)
     pool = AsyncConnectionPool(
         settings.database_url, min_size=2, max_size=20, open=False,
-        kwargs={"autocommit": True, "options": f"-c search_path={SCHEMA},public"},
+        kwargs={"autocommit": True, "options": f"-c search_path={wiring.SCHEMA},public"},
     )
     read_models = ReadModels(pool)
     lag_probe = ProjectionLagProbe(settings)
@@ -95,7 +60,7 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT topic, partition, topic_id, next_offset FROM consumer_offsets WHERE consumer = %s",
-                (PROJECTOR,),
+                (wiring.PROJECTOR,),
             )
             rows = await cur.fetchall()
         return await asyncio.to_thread(lag_probe.caught_up, {(r[0], r[1]): (r[2], r[3]) for r in rows})
@@ -152,12 +117,12 @@ class ProjectionLagProbe:
 
         admin = kafka_setup.new_admin(self._settings.kafka_bootstrap_servers, client_id="gateway-readiness")
         try:
-            ids = kafka_setup.topic_ids(admin, list(CONSUMED_TOPICS))
+            ids = kafka_setup.topic_ids(admin, list(wiring.CONSUMED_TOPICS))
             described = admin.describe_topics(list(ids))
         finally:
             admin.close()
-        if set(ids) != set(CONSUMED_TOPICS):
-            return False, f"topics missing: {sorted(set(CONSUMED_TOPICS) - set(ids))}"
+        if set(ids) != set(wiring.CONSUMED_TOPICS):
+            return False, f"topics missing: {sorted(set(wiring.CONSUMED_TOPICS) - set(ids))}"
         if self._consumer is None:
             self._consumer = kafka_setup.new_consumer(self._settings.kafka_bootstrap_servers,
                                                       client_id="gateway-readiness")
@@ -173,49 +138,3 @@ class ProjectionLagProbe:
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
-
-
-def run_reconcile() -> int:
-    from gateway.reconcile import differences
-    from servicekit.database import connect
-    from servicekit.runner import load_settings
-
-    settings = load_settings()
-    with connect(settings.database_url, schema=SCHEMA, autocommit=True) as conn:
-        found = differences(conn)
-    for unit, dimension, value, kept, recounted in found:
-        print(f"unit {unit} {dimension}={value}: kept {kept}, recounted {recounted}")
-    print(f"{len(found)} differences")
-    return 1 if found else 0
-
-
-def run_rebuild(*, from_store: bool = False) -> int:
-    """From the topic, or (`--from-store`) from the registry's event store: REGISTRY_STORE_URL (default the
-    gateway's own DATABASE_URL, as in the embedded stack) and REGISTRY_STORE_SCHEMA (default `registry`; a
-    comma-separated list for several registers, as the `national` demo keeps one per province)."""
-    from gateway.rebuild import RebuildProgress, rebuild
-    from servicekit.runner import load_settings
-
-    settings = load_settings()
-    setup_telemetry(f"{SERVICE}-rebuild")
-
-    def make_consumer(schema: str) -> EventConsumer:
-        return EventConsumer(
-            ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=schema,
-                             bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
-                             lease_ttl_s=settings.relay_lease_ttl_s, trace_events=False, flush_commits=False,
-                             prepare_session=prepare_session),
-            dispatcher(PROJECTIONS), catalogues=[registry_v1.CATALOGUE],
-            batch_handler=batch_dispatcher(PROJECTIONS))
-
-    from servicekit.replay import StoreReplay
-
-    replays: list[StoreReplay] = []
-    if from_store:
-        replays = [StoreReplay(os.environ.get("REGISTRY_STORE_URL", settings.database_url), schema=schema.strip(),
-                               service="registry", topic=topics.REGISTRY)
-                   for schema in os.environ.get("REGISTRY_STORE_SCHEMA", "registry").split(",")]
-    applied = rebuild(settings, live_schema=SCHEMA, make_consumer=make_consumer,
-                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress(), from_store=replays)
-    print(f"\nrebuilt from {applied:,} events and swapped in")
-    return 0

@@ -12,7 +12,7 @@ from tests.support.kit import wait_until
 
 
 def test_redelivered_events_change_no_projection(system: RunningSystem) -> None:
-    from gateway import main as gateway_main
+    from gateway import wiring as gateway_wiring
     from servicekit.consumer import ConsumerSettings, EventConsumer
 
     admin = clients(system)
@@ -20,12 +20,12 @@ def test_redelivered_events_change_no_projection(system: RunningSystem) -> None:
     cell = establish(admin, "grassroots_cell", establish(admin, "commune_committee", city["id"])["id"])
     enrol(admin, cell["id"])
     schema = f"gw_{uuid.uuid4().hex[:8]}"
-    migrate(system.database_url, schema=schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in gateway_main.PROJECTIONS)])
+    migrate(system.database_url, schema=schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in gateway_wiring.PROJECTIONS)])
     consumer = EventConsumer(ConsumerSettings(name="redelivery", database_url=system.database_url, schema=schema,
                                               bootstrap_servers=system.bootstrap_servers,
-                                              topics=gateway_main.CONSUMED_TOPICS, lease_ttl_s=3),
-                             gateway_main.dispatcher(gateway_main.PROJECTIONS),
-                             catalogues=[gateway_main.registry_v1.CATALOGUE])
+                                              topics=gateway_wiring.CONSUMED_TOPICS, lease_ttl_s=3),
+                             gateway_wiring.dispatcher(gateway_wiring.PROJECTIONS),
+                             catalogues=[gateway_wiring.registry_v1.CATALOGUE])
     assert consumer.lease.acquire()
 
     def caught_up() -> bool:

@@ -42,22 +42,23 @@ def wait_caught_up(system: RunningSystem) -> None:
 
 def projector_for(system: RunningSystem, *, batched: bool) -> Callable[[str], Any]:
     """The gateway's projector on another schema: event by event, or a poll's events at once."""
-    from gateway import main as gateway_main
+    from gateway import wiring as gateway_wiring
     from servicekit.consumer import ConsumerSettings, EventConsumer
 
     def make_consumer(schema: str) -> EventConsumer:
-        return EventConsumer(ConsumerSettings(name=gateway_main.PROJECTOR, database_url=system.database_url,
+        return EventConsumer(ConsumerSettings(name=gateway_wiring.PROJECTOR, database_url=system.database_url,
                                               schema=schema, bootstrap_servers=system.bootstrap_servers,
-                                              topics=gateway_main.CONSUMED_TOPICS, lease_ttl_s=3),
-                             gateway_main.dispatcher(gateway_main.PROJECTIONS),
-                             catalogues=[gateway_main.registry_v1.CATALOGUE],
-                             batch_handler=gateway_main.batch_dispatcher(gateway_main.PROJECTIONS) if batched else None)
+                                              topics=gateway_wiring.CONSUMED_TOPICS, lease_ttl_s=3),
+                             gateway_wiring.dispatcher(gateway_wiring.PROJECTIONS),
+                             catalogues=[gateway_wiring.registry_v1.CATALOGUE],
+                             batch_handler=(gateway_wiring.batch_dispatcher(gateway_wiring.PROJECTIONS) if batched
+                                            else None))
 
     return make_consumer
 
 
 def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(system: RunningSystem) -> None:
-    from gateway import main as gateway_main
+    from gateway import wiring as gateway_wiring
     from gateway.rebuild import rebuild
 
     admin = clients(system)
@@ -71,7 +72,7 @@ def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(syst
                                PARTY_DATA_DIR=system.data_dir)
 
     applied = rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=False),
-                      ddl=[p.ddl for p in gateway_main.PROJECTIONS])
+                      ddl=[p.ddl for p in gateway_wiring.PROJECTIONS])
     assert applied >= len(before["member_facts"])
     after = snapshot(system.database_url)
     for name in TABLES:
@@ -88,7 +89,7 @@ def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_en
     """The broker-loss path: the registry's event store, not the topic, is read; the live projector then resumes
     the topic where it ended when the replay began."""
     from contracts import topics
-    from gateway import main as gateway_main
+    from gateway import wiring as gateway_wiring
     from gateway.rebuild import rebuild
     from servicekit.replay import StoreReplay
 
@@ -106,14 +107,14 @@ def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_en
     replay = StoreReplay(system.database_url, schema="registry", service="registry", topic=topics.REGISTRY,
                          page_size=50)
     applied = rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=True),
-                      ddl=[p.ddl for p in gateway_main.PROJECTIONS], from_store=[replay])
+                      ddl=[p.ddl for p in gateway_wiring.PROJECTIONS], from_store=[replay])
     assert applied == replay.read > 0
     after = snapshot(system.database_url)
     for name in TABLES:
         assert after[name] == before[name], f"{name} differs after the rebuild from the store"
     with connect(system.database_url, schema="gateway") as conn:
         hints = conn.execute("SELECT count(*), sum(next_offset) FROM consumer_offsets WHERE consumer = %s AND"
-                             " topic = %s", (gateway_main.PROJECTOR, topics.REGISTRY)).fetchone()
+                             " topic = %s", (gateway_wiring.PROJECTOR, topics.REGISTRY)).fetchone()
     assert hints is not None and hints[0] == topics.PARTITIONS[topics.REGISTRY]
     assert hints[1] >= applied, "the topic's ends when the replay began (it holds at least what the store held)"
 

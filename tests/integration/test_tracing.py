@@ -33,7 +33,7 @@ def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection
     spans: InMemorySpanExporter, database_url: str, bootstrap_servers: str, issuer_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gateway import main as gateway_main
+    from gateway import wiring as gateway_wiring
     from registry import main as registry_main
     from registry import wiring as registry_wiring
 
@@ -41,10 +41,10 @@ def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection
     # The API's store (wiring) and the relay (main) on one private schema.
     monkeypatch.setattr(registry_wiring, "SCHEMA", f"registry_{suffix}")
     monkeypatch.setattr(registry_main, "SCHEMA", f"registry_{suffix}")
-    monkeypatch.setattr(gateway_main, "SCHEMA", f"gateway_{suffix}")
+    monkeypatch.setattr(gateway_wiring, "SCHEMA", f"gateway_{suffix}")
     topic = f"party.registry.trace.{suffix}"
     monkeypatch.setattr(registry_main.topics, "REGISTRY", topic)
-    monkeypatch.setattr(gateway_main, "CONSUMED_TOPICS", (topic,))
+    monkeypatch.setattr(gateway_wiring, "CONSUMED_TOPICS", (topic,))
     monkeypatch.setitem(registry_main.topics.PARTITIONS, topic, 2)
     settings = ServiceSettings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
                                AUTH_JWKS_FILE=issuer_dir / "jwks.json")
@@ -58,8 +58,8 @@ def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection
     assert relay.lease.acquire()
     assert relay.publish_batch() == 1
     relay.close()
-    gateway_main.migrate_gateway(settings)
-    projector = gateway_main.projector(settings)
+    gateway_wiring.migrate_gateway(settings)
+    projector = gateway_wiring.projector(settings)
     assert projector.lease.acquire()
     wait_until(lambda: projector.poll_once() >= 0 and projector.applied_total == 1, interval_s=0)
     projector.close()

@@ -75,13 +75,13 @@ def test_work_tables_made_inside_a_transaction_are_made_again_after_a_rollback(d
 
 def test_the_projector_prepares_its_work_tables_on_every_connection_it_makes(
         database_url: str, bootstrap_servers: str, schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway import main as gateway_main
+    from gateway import wiring as gateway_wiring
     from servicekit.settings import ServiceSettings
 
-    monkeypatch.setattr(gateway_main, "SCHEMA", schema)
+    monkeypatch.setattr(gateway_wiring, "SCHEMA", schema)
     settings = ServiceSettings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers)
-    gateway_main.migrate_gateway(settings)
-    projector = gateway_main.projector(settings)
+    gateway_wiring.migrate_gateway(settings)
+    projector = gateway_wiring.projector(settings)
     try:
         for _ in range(2):
             conn = projector._conn

@@ -83,7 +83,7 @@ class EnrolMemberInput:
 
 
 async def wait_for(info: Info[GatewayContext, None], token: str) -> bool:
-    from gateway.main import PROJECTOR
+    from gateway.wiring import PROJECTOR
 
     parsed = ConsistencyToken.decode(token)
     deadline = time.monotonic() + WAIT_LIMIT_S
