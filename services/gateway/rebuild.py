@@ -4,8 +4,8 @@ From the topic (the default), the fresh projections read every partition from of
 broker-loss path: the broker lost its log, or cannot hold it), they read the registry's event store instead
 (servicekit.replay), after noting where each partition ends; that becomes their resume hint.
 
-The fresh projections leave the statistics' ancestry and running sums alone while they apply the history, and
-count them once before the swap (gateway.projections.figures.recount).
+The fresh projections leave the statistics' ancestry, running sums and per-unit counts alone while they apply the
+history, and count them once before the swap (gateway.projections.count_deferred).
 
 The live projections keep serving (and the live projector keeps applying) until the swap. The swap renames
 the schemas in one transaction; the live projector then finds stored progress behind its own position and
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 from psycopg import sql
 
-from gateway.projections import figures
+from gateway.projections import count_deferred, figures
 from servicekit.consumer import EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.replay import StoreReplay
@@ -53,7 +53,7 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
         sys.stderr.write("\ncounting the statistics ...")
         sys.stderr.flush()
     with connect(settings.database_url, schema=fresh) as conn:
-        figures.recount(conn)
+        count_deferred(conn)
         conn.commit()
     stamp = time.strftime("%Y%m%d%H%M%S")
     retired = f"{live_schema}_retired_{stamp}"

@@ -18,3 +18,10 @@ def prepare_session(conn: psycopg.Connection) -> None:
     figures.prepare_session(conn)
     for table in ("units", "members"):
         create_stage(conn, table)
+
+
+def count_deferred(conn: psycopg.Connection) -> None:
+    """What the projections leave alone while figures.DEFERRED is set (a rebuild), counted from their rows: the
+    statistics' ancestry and running sums, and the per-unit counts."""
+    figures.recount(conn)
+    members.recount_unit_counts(conn)

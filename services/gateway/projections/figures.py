@@ -221,8 +221,9 @@ SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped
 """
 
 
-# A rebuild applies the whole history with the ancestry and the running sums left alone, then counts them once
-# (`recount`): kept through every batch, they took half of a rebuild's time, and more as the sums grew.
+# A rebuild applies the whole history with the ancestry, the running sums and the per-unit counts left alone, then
+# counts them once (gateway.projections.count_deferred): kept through every batch, they took half of a rebuild's
+# time, and more as the sums grew.
 DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_deferred", default=False)
 # Members counted per statement by `recount`: their changes are expanded, summed and merged in memory.
 RECOUNT_MEMBERS = 20_000

@@ -263,13 +263,14 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
                     [_copyable(row) for row in current.values() if row is not None])
         if moved:
             _rewrite_intervals_of(conn, sorted(moved))
-    added: Counter[tuple[str, str, str]] = Counter()
-    removed: Counter[tuple[str, str, str]] = Counter()
-    for member_id, latest in current.items():
-        was, now = contribution(before[member_id]), contribution(latest)
-        added.update(now - was)
-        removed.update(was - now)
-    _apply_counts(conn, added, removed)
+    if not figures.DEFERRED.get():
+        added: Counter[tuple[str, str, str]] = Counter()
+        removed: Counter[tuple[str, str, str]] = Counter()
+        for member_id, latest in current.items():
+            was, now = contribution(before[member_id]), contribution(latest)
+            added.update(now - was)
+            removed.update(was - now)
+        _apply_counts(conn, added, removed)
     if notices:
         # Delivered at commit to every gateway process (each LISTENs), whichever projector applied it.
         conn.execute("SELECT pg_notify(%s, n) FROM unnest(%b::text[]) AS n", (MEMBER_CHANGES_CHANNEL, notices))
@@ -337,6 +338,27 @@ def _apply_counts(conn: psycopg.Connection, added: Counter[tuple[str, str, str]]
         " SELECT u, d, v, n FROM unnest(%b::text[]::uuid[], %b::text[], %b::text[], %b::int[]) AS x(u, d, v, n)"
         " ON CONFLICT (unit_id, dimension, value) DO UPDATE SET count = unit_member_counts.count + EXCLUDED.count",
         ([c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], [c[3] for c in changes]))
+
+
+def unit_counts(conn: psycopg.Connection) -> Counter[tuple[str, str, str]]:
+    """The per-unit counts recounted from the member rows (in a transaction: a server-side cursor reads them)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    with conn.cursor(name="unit_counts", row_factory=psycopg.rows.dict_row) as cur:
+        cur.itersize = 10_000
+        cur.execute(f"SELECT {', '.join(COLUMNS)} FROM members WHERE status = ANY(%s)", (list(ACTIVE),))
+        for row in cur:
+            row["unit_id"] = str(row["unit_id"])
+            row["host_unit_id"] = str(row["host_unit_id"]) if row["host_unit_id"] else None
+            counts.update(contribution(row))
+    return counts
+
+
+def recount_unit_counts(conn: psycopg.Connection) -> None:
+    """The per-unit counts written afresh from the member rows, as a rebuild does once it has applied the
+    history with figures.DEFERRED set."""
+    conn.execute("DELETE FROM unit_member_counts")
+    copy_rows(conn, "unit_member_counts", ("unit_id", "dimension", "value", "count"),
+              ((u, d, v, n) for (u, d, v), n in sorted(unit_counts(conn).items()) if n))
 
 
 PROJECTION = Projection(
