@@ -51,6 +51,8 @@ class ConsumedEvent:
     event_type: str
     schema_version: int
     data: dict[str, Any]
+    data_json: str | None = None
+    """`data` as the JSON text it came in, for a handler that stores it whole (no second serialization)."""
 
     @property
     def stream_id(self) -> str:
@@ -420,7 +422,8 @@ class EventConsumer:
         try:
             envelope = Envelope.from_headers(record.headers or [])
             source, event_type, schema_version = Catalogue.parse_ce_type(envelope.type)
-            data = json.loads(record.value)
+            text = record.value.decode() if isinstance(record.value, bytes) else record.value
+            data = json.loads(text)
             if not isinstance(data, dict):
                 raise ValueError("event data is not a JSON object")
             catalogue = self._catalogues.get(source)
@@ -437,6 +440,7 @@ class EventConsumer:
             event_type=event_type,
             schema_version=schema_version,
             data=data,
+            data_json=text,
         )
 
     _dead_letters_pending = False

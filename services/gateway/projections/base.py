@@ -136,5 +136,6 @@ def empty_work_tables(conn: psycopg.Connection, *tables: str) -> None:
 def record_facts(conn: psycopg.Connection, *, table: str, key: str,
                  facts: list[tuple[ConsumedEvent, dt.date]]) -> None:
     copy_rows(conn, table, (key, "seq", "effective_on", "event_type", "data", "recorded_at", "actor"),
-              ((event.aggregate_id, event.version, effective_on, event.event_type, Jsonb(event.data),
+              ((event.aggregate_id, event.version, effective_on, event.event_type,
+                event.data_json if event.data_json is not None else Jsonb(event.data),
                 dt.datetime.fromisoformat(event.envelope.time), event.envelope.actor) for event, effective_on in facts))
