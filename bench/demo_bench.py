@@ -53,7 +53,7 @@ def load_demo(system: Any, scale: str) -> DemoLoad:
     """The loader runs in this process (as `python -m demo` would); the system's relay and projector follow."""
     import resource
 
-    from demo.loader import DemoLoader
+    from demo.loader import STATE_CACHE, DemoLoader
     from demo.plan import SCALES, DemoPlan
     from registry.main import build
     from servicekit.settings import ServiceSettings
@@ -62,7 +62,7 @@ def load_demo(system: Any, scale: str) -> DemoLoad:
                                PARTY_DATA_DIR=str(system.data_dir))
     plan = DemoPlan(SCALES[scale], seed=2015)
     steps = list(plan.steps())
-    registry = build(settings, max_pool=4)
+    registry = build(settings, max_pool=4, state_cache=STATE_CACHE)
     marker = Path(system.data_dir) / "demo-loading"
     marker.write_text(f"bench: loading {scale}")
     try:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "unused-by-the-loader")
 
-    from demo.loader import DemoLoader, ProgressBar
+    from demo.loader import STATE_CACHE, DemoLoader, ProgressBar
     from registry.main import build
     from servicekit.jsonlog import setup_logging
     from servicekit.runner import load_settings
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.advance(weight, label)
         marker.write_text(f"loading the {args.scale} demo: {bar.done / bar.total:.0%} ({label})")
 
-    registry = build(load_settings(), max_pool=4)
+    registry = build(load_settings(), max_pool=4, state_cache=STATE_CACHE)
     try:
         try:
             report = DemoLoader(registry, plan, on_progress=progress).run(steps)

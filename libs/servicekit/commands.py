@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,7 +22,8 @@ S = TypeVar("S")
 class CommandTransaction(Protocol):
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]: ...
 
-    def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]: ...
+    def read_streams(self, stream_ids: Sequence[str], *, after: Mapping[str, int] | None = None
+                     ) -> dict[str, list[StoredEvent]]: ...
 
     def append_many(
         self,
@@ -116,30 +119,78 @@ class CommandResult:
         }
 
 
+class StateCache:
+    """Folded aggregate states at the version they were read at, so that a command reads only the events after it.
+
+    Committed events never change, so a state read in a committed transaction stays true at its version; a command
+    bus keeps only those (UnitOfWork.read). The least recently used are dropped beyond `max_streams`. States are
+    immutable values (frozen dataclasses), shared by every command that reads them."""
+
+    def __init__(self, max_streams: int) -> None:
+        self.max_streams = max_streams
+        # Keyed by the Aggregate's identity (its initial state need not be hashable); each entry holds the
+        # Aggregate, so no other object can take that identity while the entry lasts.
+        self._states: OrderedDict[tuple[int, str], tuple[Aggregate[Any], int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, aggregate: Aggregate[S], streams: Sequence[str]) -> dict[str, tuple[int, S]]:
+        found: dict[str, tuple[int, S]] = {}
+        with self._lock:
+            for stream in streams:
+                entry = self._states.get((id(aggregate), stream))
+                if entry is not None:
+                    self._states.move_to_end((id(aggregate), stream))
+                    found[stream] = (entry[1], entry[2])
+        return found
+
+    def keep(self, states: Iterable[tuple[Aggregate[Any], str, int, Any]]) -> None:
+        with self._lock:
+            for aggregate, stream, version, state in states:
+                key = (id(aggregate), stream)
+                known = self._states.get(key)
+                if known is None or known[1] < version:
+                    self._states[key] = (aggregate, version, state)
+                self._states.move_to_end(key)
+            while len(self._states) > self.max_streams:
+                self._states.popitem(last=False)
+
+
 class UnitOfWork:
     """What a handler sees: loaded aggregates and the events it decided, written together at the end."""
 
-    def __init__(self, tx: CommandTransaction) -> None:
+    def __init__(self, tx: CommandTransaction, states: StateCache | None = None,
+                 read: list[tuple[Aggregate[Any], str, int, Any]] | None = None) -> None:
         self.tx = tx
+        self._states = states
         self._pending: dict[str, tuple[int, list[NewEvent]]] = {}
         self._order: list[str] = []
         self._versions: dict[str, int] = {}
+        self.read = read if read is not None else []
+        """Every state this unit of work folded, at its version (for the StateCache once the transaction has
+        committed)."""
 
     def load(self, aggregate: Aggregate[S], aggregate_id: str) -> Loaded[S]:
         return self.load_many(aggregate, [aggregate_id])[0]
 
     def load_many(self, aggregate: Aggregate[S], aggregate_ids: Sequence[str]) -> list[Loaded[S]]:
-        """Fold several aggregates of one kind, read in one round trip."""
+        """Fold several aggregates of one kind, read in one round trip (from their cached states on, if any)."""
         streams = [f"{aggregate.category}-{aggregate_id}" for aggregate_id in aggregate_ids]
-        histories = self.tx.read_streams(streams)
+        cached = self._states.get(aggregate, streams) if self._states is not None else {}
+        if cached:
+            histories = self.tx.read_streams(streams, after={s: version for s, (version, _) in cached.items()})
+        else:
+            histories = self.tx.read_streams(streams)
         loaded: list[Loaded[S]] = []
         for stream in streams:
-            state = aggregate.initial
-            version = 0
+            version, state = cached.get(stream, (0, aggregate.initial))
             for event in histories.get(stream, []):
                 state = aggregate.evolve(state, event)
                 version = event.version
             self._versions[stream] = version
+            self.read.append((aggregate, stream, version, state))
             loaded.append(Loaded(stream, state, version))
         return loaded
 
@@ -172,8 +223,29 @@ class UnitOfWork:
 
     def flush(self, metadata: EventMetadata) -> list[StoredEvent]:
         batches = [(s, self._pending[s][0], self._pending[s][1]) for s in self._order if self._pending[s][1]]
-        return self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count,
-                                   verified_streams=frozenset(self._versions))
+        stored = self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count,
+                                     verified_streams=frozenset(self._versions))
+        if self._states is not None and stored:
+            self._fold_appended(stored)
+        return stored
+
+    def _fold_appended(self, stored: list[StoredEvent]) -> None:
+        """The states this command leaves, folded from the events it appended: once it commits, the next command
+        on these aggregates reads nothing (a bulk load's yearly facts read no history back)."""
+        appended: dict[str, list[StoredEvent]] = {}
+        for event in stored:
+            appended.setdefault(event.stream_id, []).append(event)
+        latest = {stream: (aggregate, version, state) for aggregate, stream, version, state in self.read}
+        for stream, events in appended.items():
+            if stream not in latest:
+                continue
+            aggregate, version, state = latest[stream]
+            events.sort(key=lambda e: e.version)
+            if events[0].version != version + 1:
+                continue
+            for event in events:
+                state = aggregate.evolve(state, event)
+            self.read.append((aggregate, stream, events[-1].version, state))
 
 
 @dataclass(frozen=True)
@@ -196,11 +268,13 @@ class CommandBus:
     """Runs handlers against a store: one transaction per attempt, bounded retries on version conflicts."""
 
     def __init__(self, store: TransactionalStore, *, max_attempts: int = 5,
-                 inline: Callable[[Any, list[StoredEvent]], None] | None = None) -> None:
+                 inline: Callable[[Any, list[StoredEvent]], None] | None = None,
+                 states: StateCache | None = None) -> None:
         self._store = store
         self._max_attempts = max_attempts
         self._inline = inline
         """Applied to the appended events inside the same transaction (read views the decisions rely on)."""
+        self.states = states
 
     def execute(self, context: CommandContext, handler: Handler, *, request: Any = None) -> CommandResult:
         request_fingerprint = fingerprint(request)
@@ -214,12 +288,18 @@ class CommandBus:
         raise AssertionError("unreachable")
 
     def _attempt(self, context: CommandContext, handler: Handler, request_fingerprint: str) -> CommandResult:
+        read: list[tuple[Aggregate[Any], str, int, Any]] = []
         with self._store.transaction() as tx:
-            return self.run_in(tx, context, handler, request_fingerprint=request_fingerprint)
+            result = self.run_in(tx, context, handler, request_fingerprint=request_fingerprint, read=read)
+        if self.states is not None:
+            self.states.keep(read)
+        return result
 
     def run_in(self, tx: CommandTransaction, context: CommandContext, handler: Handler, *,
-               request_fingerprint: str = "") -> CommandResult:
-        """Run a handler inside a transaction the caller owns (a consumer applying a foreign event)."""
+               request_fingerprint: str = "", read: list[tuple[Aggregate[Any], str, int, Any]] | None = None
+               ) -> CommandResult:
+        """Run a handler inside a transaction the caller owns (a consumer applying a foreign event). `read`
+        receives the states the handler folded; only the transaction's owner knows whether they were committed."""
         if context.idempotency_key:
             earlier = tx.idempotent_reply(context.idempotency_key)
             if earlier is not None:
@@ -234,7 +314,7 @@ class CommandBus:
                     details=response,
                     replayed=True,
                 )
-        uow = UnitOfWork(tx)
+        uow = UnitOfWork(tx, self.states, read)
         outcome = handler(uow)
         stored = uow.flush(context.metadata())
         if self._inline is not None and stored:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -78,13 +78,23 @@ class PostgresTransaction:
             command_event_count=command_event_count,
         )
 
-    def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
-        """Several streams in one round trip (a command loading a unit and its parent)."""
+    def read_streams(self, stream_ids: Sequence[str], *, after: Mapping[str, int] | None = None
+                     ) -> dict[str, list[StoredEvent]]:
+        """Several streams in one round trip (a command loading a unit and its parent), each after its version in
+        `after` (0 when absent)."""
         found: dict[str, list[StoredEvent]] = {sid: [] for sid in stream_ids}
-        rows = self.conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%b::text[]) ORDER BY stream_id, version",
-            (list(stream_ids),),
-        ).fetchall()
+        if after:
+            rows = self.conn.execute(
+                f"SELECT {', '.join('e.' + c.strip() for c in _EVENT_COLUMNS.split(','))}"
+                " FROM events e JOIN unnest(%b::text[], %b::int[]) AS x(s, v) ON e.stream_id = x.s AND e.version > x.v"
+                " ORDER BY e.stream_id, e.version",
+                (list(stream_ids), [after.get(sid, 0) for sid in stream_ids]),
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%b::text[]) ORDER BY stream_id, version",
+                (list(stream_ids),),
+            ).fetchall()
         for row in rows:
             found[row[0]].append(_row_to_event(row))
         return found

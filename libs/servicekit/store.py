@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,8 +138,10 @@ class InMemoryTransaction:
         staged.extend(new)
         return new
 
-    def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
-        return {sid: self.read_stream(sid) for sid in stream_ids}
+    def read_streams(self, stream_ids: Sequence[str], *, after: Mapping[str, int] | None = None
+                     ) -> dict[str, list[StoredEvent]]:
+        after = after or {}
+        return {sid: self.read_stream(sid, after_version=after.get(sid, 0)) for sid in stream_ids}
 
     def append_many(
         self,

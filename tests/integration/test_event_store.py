@@ -1,4 +1,5 @@
-"""One event-store suite, run against the in-memory and the PostgreSQL store so the fake cannot drift."""
+"""One event-store suite, run against the in-memory and the PostgreSQL store so the fake cannot drift; with it, the
+command bus's cache of folded states over each."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from servicekit.commands import Aggregate, CommandBus, CommandContext, Handler, Outcome, StateCache, UnitOfWork
 from servicekit.events import Checkpoint
 from servicekit.store import ConcurrencyError, EventStore, InMemoryEventStore, UniquenessViolation
 from tests.support.kit import event, metadata, pg_store
@@ -55,6 +57,93 @@ def test_read_stream_after_a_version(store: EventStore) -> None:
     stream = new_stream()
     store.append(stream_id=stream, expected_version=0, events=[event(i) for i in range(5)], metadata=metadata())
     assert [e.version for e in store.read_stream(stream, after_version=3)] == [4, 5]
+
+
+def test_read_streams_each_after_its_own_version(store: EventStore) -> None:
+    first, second, third = new_stream(), new_stream(), new_stream()
+    for stream in (first, second):
+        store.append(stream_id=stream, expected_version=0, events=[event(i) for i in range(4)], metadata=metadata())
+    with store.transaction() as tx:
+        read = tx.read_streams([first, second, third], after={first: 2})
+    assert {s: [e.version for e in events] for s, events in read.items()} == {
+        first: [3, 4], second: [1, 2, 3, 4], third: []}
+
+
+def numbers(uow: UnitOfWork, stream: str, *, append: int | None = None) -> tuple[int, ...]:
+    """Folds the stream's numbers, then appends one more (unless None)."""
+    aggregate_id = stream.split("-", 1)[1]
+    loaded = uow.load(NUMBERS, aggregate_id)
+    if append is not None:
+        uow.record(stream, [event(append)], expected_version=loaded.version)
+    return loaded.state
+
+
+NUMBERS: Aggregate[tuple[int, ...]] = Aggregate(category="unit", initial=(),
+                                                 evolve=lambda state, e: (*state, e.data["n"]))
+
+
+def test_a_cached_state_reads_on_from_its_version_and_takes_in_what_others_appended(store: EventStore) -> None:
+    failing = [False]
+
+    def inline(tx: object, stored: object) -> None:
+        if failing[0]:
+            raise ValueError("refused after the append")
+
+    bus = CommandBus(store, states=StateCache(max_streams=10), inline=inline)
+    stream = new_stream()
+    seen: list[tuple[int, ...]] = []
+
+    def command(append: int | None) -> Handler:
+        def handle(uow: UnitOfWork) -> Outcome:
+            seen.append(numbers(uow, stream, append=append))
+            return Outcome(stream, stream)
+        return handle
+
+    bus.execute(CommandContext(actor="c"), command(1))
+    bus.execute(CommandContext(actor="c"), command(2))
+    # Another process appends behind this bus's back: the cached state is at version 2, the stream at 3.
+    store.append(stream_id=stream, expected_version=2, events=[event(3)], metadata=metadata())
+    bus.execute(CommandContext(actor="c"), command(None))
+    assert seen == [(), (1,), (1, 2, 3)]
+
+    # Appended and folded, then rolled back: the fold with 4 must not be kept.
+    failing[0] = True
+    with pytest.raises(ValueError):
+        bus.execute(CommandContext(actor="c"), command(4))
+    failing[0] = False
+    bus.execute(CommandContext(actor="c"), command(None))
+    assert seen[-1] == (1, 2, 3), "a state folded in a transaction that rolled back is not kept"
+    assert bus.states is not None and len(bus.states) == 1
+
+
+def test_a_stale_cached_state_cannot_append_over_a_newer_version(store: EventStore) -> None:
+    bus = CommandBus(store, states=StateCache(max_streams=10), max_attempts=1)
+    stream = new_stream()
+
+    def append(n: int) -> Handler:
+        def handle(uow: UnitOfWork) -> Outcome:
+            loaded = uow.load(NUMBERS, stream.split("-", 1)[1])
+            # Decides on the version it loaded; a writer slips in between the read and the append.
+            if n == 2:
+                store.append(stream_id=stream, expected_version=1, events=[event(99)], metadata=metadata())
+            uow.record(stream, [event(n)], expected_version=loaded.version)
+            return Outcome(stream, stream)
+        return handle
+
+    bus.execute(CommandContext(actor="c"), append(1))
+    with pytest.raises(ConcurrencyError):
+        bus.execute(CommandContext(actor="c"), append(2))
+    assert [e.data["n"] for e in store.read_stream(stream)] == [1, 99]
+
+
+def test_the_state_cache_keeps_the_most_recently_used_states() -> None:
+    cache = StateCache(max_streams=2)
+    cache.keep([(NUMBERS, "unit-a", 1, (1,)), (NUMBERS, "unit-b", 1, (2,))])
+    assert cache.get(NUMBERS, ["unit-a"]) == {"unit-a": (1, (1,))}
+    cache.keep([(NUMBERS, "unit-c", 1, (3,))])
+    assert set(cache.get(NUMBERS, ["unit-a", "unit-b", "unit-c"])) == {"unit-a", "unit-c"}
+    cache.keep([(NUMBERS, "unit-a", 0, ())])
+    assert cache.get(NUMBERS, ["unit-a"]) == {"unit-a": (1, (1,))}, "an older version never replaces a newer one"
 
 
 def test_metadata_is_stored_with_every_event(store: EventStore) -> None:
