@@ -287,6 +287,11 @@ class ReadModels:
                     " AND lo <= %(day)s AND %(day)s < hi)")
         return tree_cte()
 
+    async def statistics_pending(self) -> dt.datetime | None:
+        """Since when the statistics' running sums wait for a recount (gateway.projections.CatchingUp), if they do."""
+        rows = await self.fetch("SELECT since FROM statistics_pending")
+        return rows[0]["since"] if rows else None
+
     async def member_history(self, member_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self.fetch(
             "SELECT seq, effective_on, event_type, data, recorded_at, actor FROM member_facts WHERE member_id = %s"

@@ -8,7 +8,7 @@ import os
 import threading
 
 from contracts import registry_v1, topics
-from gateway.projections import PROJECTIONS, prepare_session
+from gateway.projections import PROJECTIONS, CatchingUp, prepare_session
 from gateway.projections.base import batch_dispatcher, dispatcher
 from servicekit.consumer import ConsumerSettings, EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
@@ -26,15 +26,16 @@ def migrate_gateway(settings: ServiceSettings) -> None:
 
 
 def projector(settings: ServiceSettings) -> EventConsumer:
-    return EventConsumer(
+    consumer = EventConsumer(
         ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=SCHEMA,
                          bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,
                          lease_ttl_s=settings.relay_lease_ttl_s, flush_commits=False,
                          prepare_session=prepare_session),
         dispatcher(PROJECTIONS),
         catalogues=[registry_v1.CATALOGUE],
-        batch_handler=batch_dispatcher(PROJECTIONS),
+        batch_handler=CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: consumer.total_lag()),
     )
+    return consumer
 
 
 def run_projector(settings: ServiceSettings, stop: threading.Event) -> None:

@@ -171,6 +171,27 @@ def test_a_ward_reader_reaches_nothing_outside_its_ward_and_sees_no_personal_dat
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+def test_statistics_are_refused_with_a_code_while_their_sums_wait_for_a_recount(system: RunningSystem) -> None:
+    from servicekit.database import connect
+
+    admin = clients(system)
+    city = establish(admin, "city_committee", None, on="1930-02-03")
+    query = """query($u: ID!) { statistics(unitId: $u) { bieu1 { closing { thisPeriod } } } }"""
+    assert gql(admin, query, u=city["id"])["statistics"]
+    with connect(system.database_url, schema="gateway", autocommit=True) as conn:
+        conn.execute("INSERT INTO statistics_pending DEFAULT VALUES")
+        try:
+            body = admin.graphql(query, u=city["id"]).json()
+            assert body["errors"][0]["extensions"]["code"] == "STATISTICS_PENDING", body
+            assert body["errors"][0]["extensions"]["since"]
+            # Members, units and their counts stay current meanwhile.
+            assert gql(admin, """query($u: ID!) { organizationUnit(id: $u) { memberCounts { count } } }""",
+                       u=city["id"])["organizationUnit"] is not None
+        finally:
+            conn.execute("DELETE FROM statistics_pending")
+    assert gql(admin, query, u=city["id"])["statistics"]
+
+
 def test_search_is_accent_insensitive(system: RunningSystem) -> None:
     admin = clients(system)
     city = establish(admin, "city_committee", None, on="1930-02-03")

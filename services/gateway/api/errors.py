@@ -27,3 +27,12 @@ class CommandRefused(GraphQLError):
         super().__init__(problem.get("detail") or problem.get("title") or "refused",
                          extensions={"code": problem.get("code", "refused"), "status": status,
                                      "field": problem.get("field")})
+
+
+class StatisticsPending(GraphQLError):
+    """The projector is catching up with a large backlog and counts the statistics once it has: asking again
+    later answers (gateway.projections.CatchingUp)."""
+
+    def __init__(self, since: str) -> None:
+        super().__init__("the statistics are being recounted after a large backlog; ask again shortly",
+                         extensions={"code": "STATISTICS_PENDING", "since": since})

@@ -3,6 +3,7 @@ earlier, and the change in percent."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -11,7 +12,7 @@ from strawberry.types import Info
 
 from gateway.api.common import today
 from gateway.api.context import GatewayContext
-from gateway.api.errors import Forbidden
+from gateway.api.errors import Forbidden, StatisticsPending
 from gateway.statistics import forms, year_earlier, year_to_date
 
 
@@ -91,7 +92,10 @@ async def build_statistics(info: Info[GatewayContext, None], unit_id: uuid.UUID,
         raise Forbidden("outside your subtree")
     period = year_to_date(day)
     comparison = year_to_date(compare_with) if compare_with else year_earlier(period)
-    found = await forms(info.context.read_models.pool, unit_id, period, comparison)
+    pending, found = await asyncio.gather(info.context.read_models.statistics_pending(),
+                                          forms(info.context.read_models.pool, unit_id, period, comparison))
+    if pending is not None:
+        raise StatisticsPending(pending.isoformat())
     (b1_now, b1_before), (b2_now, b2_before) = found.bieu1, found.bieu2
     (b3_now, b3_before), (b5_now, b5_before) = found.bieu3, found.bieu5
     total = {"increase": 0, "decrease": 0}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 
 from gateway.projections import figures, members, units
-from gateway.projections.base import Projection, create_stage
+from gateway.projections.base import ApplyMany, Projection, create_stage
+from servicekit.consumer import ConsumedEvent
 
 # The pre-aggregated statistics are kept by the units and members projections, in the same transactions.
 FIGURES = Projection(name="figures", ddl=figures.DDL, handlers={})
@@ -25,3 +28,45 @@ def count_deferred(conn: psycopg.Connection) -> None:
     statistics' ancestry and running sums, and the per-unit counts."""
     figures.recount(conn)
     members.recount_unit_counts(conn)
+
+
+# Events behind the topics' ends from which the live projector leaves the running sums alone, and to which it must
+# come back before it counts them again (the hysteresis keeps a load that ebbs and flows from recounting often).
+CATCH_UP_FROM = 20_000
+CATCH_UP_UNTIL = 2_000
+
+
+class CatchingUp:
+    """The live projector's batches. Far behind the topics (a bulk load, a long outage), it leaves the statistics'
+    running sums alone and counts them once it has caught up, in the transaction of the batch that does: kept
+    through every batch they held it to ~1,900 events/s, against ~4,800 without. Meanwhile `statistics_pending`
+    holds a row and the statistics are refused (gateway.api.statistics); members, units and their counts stay
+    current."""
+
+    def __init__(self, apply_many: ApplyMany, behind: Callable[[], int], *, from_events: int = CATCH_UP_FROM,
+                 until_events: int = CATCH_UP_UNTIL) -> None:
+        self._apply_many = apply_many
+        self._behind = behind
+        self.from_events, self.until_events = from_events, until_events
+        self._deferring: bool | None = None
+        """None: not known (at start, and after a recount, whose transaction may yet roll back): read the table."""
+
+    def __call__(self, conn: psycopg.Connection, events: list[ConsumedEvent]) -> None:
+        behind = self._behind()
+        if self._deferring is None:
+            self._deferring = figures.sums_pending(conn)
+        if not self._deferring and behind >= self.from_events:
+            self._deferring = True
+        if not self._deferring:
+            self._apply_many(conn, events)
+            return
+        # Every deferred batch says so in its own transaction: one that rolls back takes only its own mark.
+        figures.mark_sums_pending(conn)
+        token = figures.SUMS_DEFERRED.set(True)
+        try:
+            self._apply_many(conn, events)
+        finally:
+            figures.SUMS_DEFERRED.reset(token)
+        if behind <= self.until_events:
+            figures.recount_sums(conn)
+            self._deferring = None

@@ -81,6 +81,13 @@ CREATE TABLE IF NOT EXISTS statistics_boundary (
     boundary date NOT NULL
 );
 INSERT INTO statistics_boundary (boundary) VALUES (DATE '1900-01-01') ON CONFLICT DO NOTHING;
+
+-- A row while the running sums are being caught up with (SUMS_DEFERRED): statistics are refused until a recount
+-- has made them whole again (gateway.projections.CatchingUp).
+CREATE TABLE IF NOT EXISTS statistics_pending (
+    single boolean PRIMARY KEY DEFAULT true CHECK (single),
+    since timestamptz NOT NULL DEFAULT now()
+);
 """
 
 _STAGING = """
@@ -225,6 +232,9 @@ SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped
 # counts them once (gateway.projections.count_deferred): kept through every batch, they took half of a rebuild's
 # time, and more as the sums grew.
 DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_deferred", default=False)
+# The live projector far behind (gateway.projections.CatchingUp) leaves only the running sums alone: the ancestry
+# also serves the member lists, and stays current.
+SUMS_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_sums_deferred", default=False)
 # Members counted per statement by `recount`: their changes are expanded, summed and merged in memory.
 RECOUNT_MEMBERS = 20_000
 
@@ -353,12 +363,12 @@ class MemberChange:
         self.collected = 0
 
     def __enter__(self) -> None:
-        if self.member_ids and not DEFERRED.get():
+        if self.member_ids and not (DEFERRED.get() or SUMS_DEFERRED.get()):
             _stage(self.conn)
             self.collected = collect_members(self.conn, self.member_ids, -1)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None and self.member_ids and not DEFERRED.get():
+        if exc_type is None and self.member_ids and not (DEFERRED.get() or SUMS_DEFERRED.get()):
             self.collected += collect_members(self.conn, self.member_ids, 1)
             settle(self.conn, expand(self.conn, self.collected))
 
@@ -369,8 +379,9 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
     if DEFERRED.get():
         rewrite_versions()
         return
+    sums = not SUMS_DEFERRED.get()
     _stage(conn)
-    collected = collect_versions(conn, unit_ids, -1)
+    collected = collect_versions(conn, unit_ids, -1) if sums else 0
     rewrite_versions()
     below = [r[0] for r in conn.execute(
         "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%b::text[]::uuid[])"
@@ -388,31 +399,48 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
         {"below": below}).fetchall()]
     touched = sorted(set(moved) | set(unit_ids))
     others = sorted(set(moved) - set(unit_ids))
-    collected += collect_units(conn, touched, -1, versions_of=others)
-    changes = expand(conn, collected)
+    changes = expand(conn, collected + collect_units(conn, touched, -1, versions_of=others)) if sums else 0
     if moved:
         conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
         conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry"
                      " WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
     empty_work_tables(conn, "figures_ancestry")
-    changes += expand(conn, collect_units(conn, touched, 1, versions_of=touched))
-    settle(conn, changes)
+    if sums:
+        changes += expand(conn, collect_units(conn, touched, 1, versions_of=touched))
+        settle(conn, changes)
 
 
 def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS) -> None:
     """The ancestry and the running sums counted afresh from the current rows, as a rebuild does once it has
     applied the history with DEFERRED set: the tables the incremental upkeep leaves, in a few statements."""
     _stage(conn)
-    conn.execute("DELETE FROM unit_ancestry; DELETE FROM statistics_deltas")
+    conn.execute("DELETE FROM unit_ancestry")
     units = [r[0] for r in conn.execute("SELECT DISTINCT unit_id::text FROM unit_versions").fetchall()]
-    if not units:
-        return
-    conn.execute(_ANCESTRY, {"units": units, "kinds": list(AGGREGATED_KINDS)})
-    conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry")
-    conn.execute("ANALYZE unit_ancestry")
-    empty_work_tables(conn, "figures_ancestry")
-    changes = expand(conn, collect_versions(conn, units, 1))
+    if units:
+        conn.execute(_ANCESTRY, {"units": units, "kinds": list(AGGREGATED_KINDS)})
+        conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry")
+        conn.execute("ANALYZE unit_ancestry")
+        empty_work_tables(conn, "figures_ancestry")
+    recount_sums(conn, members_at_once=members_at_once)
+
+
+def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS) -> None:
+    """The running sums counted afresh from the current rows through the current ancestry (after SUMS_DEFERRED or
+    DEFERRED), and the statistics no longer pending."""
+    _stage(conn)
+    conn.execute("DELETE FROM statistics_deltas")
+    units = [r[0] for r in conn.execute("SELECT DISTINCT unit_id::text FROM unit_versions").fetchall()]
+    changes = expand(conn, collect_versions(conn, units, 1)) if units else 0
     members = [r[0] for r in conn.execute("SELECT member_id::text FROM members ORDER BY member_id").fetchall()]
     for start in range(0, len(members), members_at_once):
         changes += expand(conn, collect_members(conn, members[start:start + members_at_once], 1))
     settle(conn, changes, into_empty=True)
+    conn.execute("DELETE FROM statistics_pending")
+
+
+def mark_sums_pending(conn: psycopg.Connection) -> None:
+    conn.execute("INSERT INTO statistics_pending DEFAULT VALUES ON CONFLICT DO NOTHING")
+
+
+def sums_pending(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT FROM statistics_pending)").fetchone() == (True,)
