@@ -84,11 +84,13 @@ class PostgresTransaction:
         `after` (0 when absent)."""
         found: dict[str, list[StoredEvent]] = {sid: [] for sid in stream_ids}
         if after:
+            # `stream_id = ANY` as well as the join keeps the read on the index whatever the table's statistics say
+            # during a bulk load: with the join alone, the demo's reform took 40 s in the running system, not 4.
             rows = self.conn.execute(
                 f"SELECT {', '.join('e.' + c.strip() for c in _EVENT_COLUMNS.split(','))}"
-                " FROM events e JOIN unnest(%b::text[], %b::int[]) AS x(s, v) ON e.stream_id = x.s AND e.version > x.v"
-                " ORDER BY e.stream_id, e.version",
-                (list(stream_ids), [after.get(sid, 0) for sid in stream_ids]),
+                " FROM events e JOIN unnest(%b::text[], %b::int[]) AS x(s, v) ON e.stream_id = x.s"
+                " WHERE e.stream_id = ANY(%b::text[]) AND e.version > x.v ORDER BY e.stream_id, e.version",
+                (list(stream_ids), [after.get(sid, 0) for sid in stream_ids], list(stream_ids)),
             ).fetchall()
         else:
             rows = self.conn.execute(

@@ -8,7 +8,7 @@ import os
 import threading
 
 from contracts import registry_v1, topics
-from gateway.projections import PROJECTIONS, CatchingUp, prepare_session
+from gateway.projections import CATCH_UP_FROM, PROJECTIONS, CatchingUp, prepare_session
 from gateway.projections.base import batch_dispatcher, dispatcher
 from servicekit.consumer import ConsumerSettings, EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
@@ -33,7 +33,8 @@ def projector(settings: ServiceSettings) -> EventConsumer:
                          prepare_session=prepare_session),
         dispatcher(PROJECTIONS),
         catalogues=[registry_v1.CATALOGUE],
-        batch_handler=CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: consumer.total_lag()),
+        batch_handler=CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: consumer.total_lag(),
+                                 from_events=int(os.environ.get("GATEWAY_CATCH_UP_FROM", CATCH_UP_FROM))),
     )
     return consumer
 

@@ -442,5 +442,11 @@ def mark_sums_pending(conn: psycopg.Connection) -> None:
     conn.execute("INSERT INTO statistics_pending DEFAULT VALUES ON CONFLICT DO NOTHING")
 
 
+def members_estimate(conn: psycopg.Connection) -> int:
+    """The planner's estimate of the member rows (what a recount reads), without counting them."""
+    row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'members'::regclass").fetchone()
+    return max(0, row[0]) if row else 0
+
+
 def sums_pending(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT EXISTS (SELECT FROM statistics_pending)").fetchone() == (True,)
