@@ -103,11 +103,9 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
                 await conn.execute("SELECT 1")
 
         async def member_sql() -> None:
-            # What the query reads: the member, then its cell and its history side by side.
-            rows = await models.members_by_ids([uuid.UUID(str(member_id))])
-            unit_id = rows[0]["unit_id"] if rows[0] else None
-            await asyncio.gather(models.units_by_ids([unit_id] if unit_id else []),
-                                 models.member_history(uuid.UUID(str(member_id))))
+            # What the query reads: the member with its cell, then its history.
+            await models.members_with_units([uuid.UUID(str(member_id))])
+            await models.member_history(uuid.UUID(str(member_id)))
 
         cases: list[tuple[str, Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = [
             ("statistics, city root", lambda: graphql(STATISTICS, id=str(city.id)), statistics_sql(city.id)),

@@ -67,9 +67,16 @@ def test_a_page_of_fifty_members_with_unit_and_card_costs_a_fixed_number_of_stat
                 edges { node { id fullName card { number } unit { code parent { code } } } } } }""",
             "variables": {"u": ward["id"]}})
         used = read_models.statements - before
-    body = response.json()
-    assert len(body["data"]["members"]["edges"]) == 50
-    assert used <= 5, f"{used} statements for one page: N+1?"
+        body = response.json()
+        assert len(body["data"]["members"]["edges"]) == 50
+        assert used <= 5, f"{used} statements for one page: N+1?"
+        member_id = body["data"]["members"]["edges"][0]["node"]["id"]
+        before = read_models.statements
+        one = client.post("/graphql", headers={"Authorization": f"Bearer {system.token()}"}, json={
+            "query": """query($m: ID!) { member(id: $m) { fullName unit { code } history { type } } }""",
+            "variables": {"m": member_id}}).json()
+        assert one["data"]["member"]["unit"]["code"] in {c["code"] for c in cells}
+        assert read_models.statements - before == 2, "the member comes with its cell, then its history"
 
 
 

@@ -32,9 +32,15 @@ class GatewayContext(BaseContext):
         self.authorization = authorization
         self.change_feed = change_feed
         self.loaders = Loaders(unit=DataLoader(load_fn=read_models.units_by_ids),
-                               member=DataLoader(load_fn=read_models.members_by_ids))
+                               member=DataLoader(load_fn=self._members_with_their_units))
         self._scopes: dict[dt.date, set[uuid.UUID] | None] = {}
         self.verifier: Any = None
+
+    async def _members_with_their_units(self, ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:
+        members, units = await self.read_models.members_with_units(ids)
+        for unit_id, unit in units.items():
+            self.loaders.unit.prime(unit_id, unit)
+        return members
 
     @property
     def pii(self) -> bool:
