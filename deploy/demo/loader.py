@@ -139,12 +139,8 @@ class DemoLoader:
 
     def _run(self, step: Step, handler: Handler) -> int:
         """One command and its step row, in one transaction."""
-        read: list[Any] = []
-        with self.registry.store.transaction() as tx:
-            result = self.registry.bus.run_in(tx, self._context(step), handler, read=read)
-            self._mark(tx.conn, step, result.event_count)
-        if self.registry.bus.states is not None:
-            self.registry.bus.states.keep(read)
+        result = self.registry.bus.execute(self._context(step), handler,
+                                           then=lambda tx, done: self._mark(tx.conn, step, done.event_count))
         return result.event_count
 
     def _mark(self, conn: Any, step: Step, events: int, detail: str | None = None) -> None:

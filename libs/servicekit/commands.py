@@ -276,21 +276,26 @@ class CommandBus:
         """Applied to the appended events inside the same transaction (read views the decisions rely on)."""
         self.states = states
 
-    def execute(self, context: CommandContext, handler: Handler, *, request: Any = None) -> CommandResult:
+    def execute(self, context: CommandContext, handler: Handler, *, request: Any = None,
+                then: Callable[[Any, CommandResult], None] | None = None) -> CommandResult:
+        """`then(tx, result)` runs in the command's transaction after it (a loader marking its step done)."""
         request_fingerprint = fingerprint(request)
         for attempt in range(1, self._max_attempts + 1):
             try:
-                return self._attempt(context, handler, request_fingerprint)
+                return self._attempt(context, handler, request_fingerprint, then)
             except ConcurrencyError:
                 if attempt == self._max_attempts:
                     raise
                 time.sleep(0.002 * attempt)
         raise AssertionError("unreachable")
 
-    def _attempt(self, context: CommandContext, handler: Handler, request_fingerprint: str) -> CommandResult:
+    def _attempt(self, context: CommandContext, handler: Handler, request_fingerprint: str,
+                 then: Callable[[Any, CommandResult], None] | None) -> CommandResult:
         read: list[tuple[Aggregate[Any], str, int, Any]] = []
         with self._store.transaction() as tx:
             result = self.run_in(tx, context, handler, request_fingerprint=request_fingerprint, read=read)
+            if then is not None:
+                then(tx, result)
         if self.states is not None:
             self.states.keep(read)
         return result

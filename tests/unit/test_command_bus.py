@@ -93,3 +93,18 @@ def test_consistency_tokens_round_trip_and_reject_garbage() -> None:
     for garbage in ("", "ct1.!!!", "abc", "ct1." + "x" * 10):
         with pytest.raises(ValueError):
             ConsistencyToken.decode(garbage)
+
+
+def test_what_runs_after_a_command_shares_its_transaction() -> None:
+    store = InMemoryEventStore()
+    seen: list[int] = []
+    result = CommandBus(store).execute(CommandContext(actor="c"), append_one("unit-d"),  # type: ignore[arg-type]
+                                       then=lambda tx, done: seen.append(done.event_count))
+    assert seen == [1] and result.version == 1
+
+    def refuse(tx: object, done: object) -> None:
+        raise ValueError("the step could not be marked")
+
+    with pytest.raises(ValueError):
+        CommandBus(store).execute(CommandContext(actor="c"), append_one("unit-e"), then=refuse)  # type: ignore[arg-type]
+    assert store.read_stream("unit-e") == [], "the command goes with what failed after it"

@@ -421,15 +421,17 @@ def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS)
         conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry")
         conn.execute("ANALYZE unit_ancestry")
         empty_work_tables(conn, "figures_ancestry")
-    recount_sums(conn, members_at_once=members_at_once)
+    recount_sums(conn, members_at_once=members_at_once, units=units)
 
 
-def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS) -> None:
+def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS,
+                 units: list[str] | None = None) -> None:
     """The running sums counted afresh from the current rows through the current ancestry (after SUMS_DEFERRED or
-    DEFERRED), and the statistics no longer pending."""
+    DEFERRED), and the statistics no longer pending. `units`: every unit with versions, when the caller has them."""
     _stage(conn)
     conn.execute("DELETE FROM statistics_deltas")
-    units = [r[0] for r in conn.execute("SELECT DISTINCT unit_id::text FROM unit_versions").fetchall()]
+    if units is None:
+        units = [r[0] for r in conn.execute("SELECT DISTINCT unit_id::text FROM unit_versions").fetchall()]
     changes = expand(conn, collect_versions(conn, units, 1)) if units else 0
     members = [r[0] for r in conn.execute("SELECT member_id::text FROM members ORDER BY member_id").fetchall()]
     for start in range(0, len(members), members_at_once):
