@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 
 def build_post(host: str, port: int, path: str, token: str, body: dict[str, object]) -> bytes:
@@ -77,6 +80,46 @@ class KeepAliveClient:
             self._streams = None
 
 
+class BlockingKeepAlive:
+    """The same over a plain socket, for a probe that polls from a thread of its own: no event loop to share, and
+    a request costs the probe ~0.1 ms."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self._socket = socket.create_connection((host, port))
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._pending = b""
+
+    def post_json(self, path: str, body: dict[str, object]) -> tuple[int, object]:
+        self._socket.sendall(build_post(self.host, self.port, path, self.token, body))
+        while b"\r\n\r\n" not in self._pending:
+            self._pending += self._receive()
+        head, _, rest = self._pending.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        while len(rest) < length:
+            rest += self._receive()
+        self._pending = rest[length:]
+        return int(head.split(b" ", 2)[1]), json.loads(rest[:length])
+
+    def _receive(self) -> bytes:
+        chunk = self._socket.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"{self.host}:{self.port} closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> BlockingKeepAlive:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def run_load(host: str, port: int, *, clients: int, duration_s: float, make_request: Callable[[], bytes],
              expect_status: int = 201) -> float:
     """Requests per second completed by `clients` keep-alive connections during `duration_s`."""
@@ -126,3 +169,31 @@ def run_paced(host: str, port: int, *, rate: float, until: threading.Event, make
     started = time.perf_counter()
     done = asyncio.run(_paced(host, port, rate, until, make_request, connections))
     return done / (time.perf_counter() - started)
+
+
+def _paced_units(host: str, port: int, token: str, parent_id: str, rate: float, stop: Any, result: Any) -> None:
+    until = threading.Event()
+    threading.Thread(target=lambda: (stop.wait(), until.set()), daemon=True).start()
+    result.put(run_paced(host, port, rate=rate, until=until, make_request=unit_requests(host, port, token, parent_id)))
+
+
+class PacedUnitsInAnotherProcess:
+    """Sustains `rate` unit-establishing commands/s from a process of its own while the block runs, so the load
+    shares no interpreter lock with what measures beside it; `achieved` is the rate sustained."""
+
+    def __init__(self, host: str, port: int, token: str, parent_id: str, rate: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._result: Any = context.Queue()
+        self._process = context.Process(target=_paced_units,
+                                        args=(host, port, token, parent_id, rate, self._stop, self._result))
+        self.achieved = 0.0
+
+    def __enter__(self) -> PacedUnitsInAnotherProcess:
+        self._process.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self.achieved = float(self._result.get(timeout=60))
+        self._process.join(timeout=60)
