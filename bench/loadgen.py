@@ -173,7 +173,12 @@ def run_paced(host: str, port: int, *, rate: float, until: threading.Event, make
 
 def _paced_units(host: str, port: int, token: str, parent_id: str, rate: float, stop: Any, result: Any) -> None:
     until = threading.Event()
-    threading.Thread(target=lambda: (stop.wait(), until.set()), daemon=True).start()
+
+    def relay_stop() -> None:
+        stop.wait()
+        until.set()
+
+    threading.Thread(target=relay_stop, daemon=True).start()
     result.put(run_paced(host, port, rate=rate, until=until, make_request=unit_requests(host, port, token, parent_id)))
 
 
