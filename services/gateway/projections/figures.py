@@ -223,7 +223,8 @@ grouped AS (
       FROM marked
 )
 SELECT unit_id, ancestor_id, min(lo), max(hi) FROM grouped
- WHERE ancestor_id IN (SELECT unit_id FROM unit_versions WHERE kind = ANY(%(kinds)s))
+ WHERE EXISTS (SELECT FROM unit_versions k WHERE k.unit_id = grouped.ancestor_id AND k.kind = ANY(%(kinds)s)
+                OFFSET 0)
  GROUP BY unit_id, ancestor_id, run
 """
 
