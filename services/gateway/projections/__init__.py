@@ -61,7 +61,8 @@ class CatchingUp:
         behind = self._behind()
         if self._deferring is None:
             self._deferring = figures.sums_pending(conn)
-        if not self._deferring and behind >= max(self.from_events, figures.members_estimate(conn) // 2):
+        # The estimate is read only when far enough behind for it to matter: a statement fewer per live batch.
+        if not self._deferring and behind >= self.from_events and behind >= figures.members_estimate(conn) // 2:
             log.info("%d events behind: the statistics' running sums wait until the projector has caught up", behind)
             self._deferring = True
         if not self._deferring:
