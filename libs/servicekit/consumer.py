@@ -336,13 +336,13 @@ class EventConsumer:
         if changed:
             names = sorted(changed)
             conn.execute(
-                # `stream_id = ANY` beside the join: prepared, the statement's generic plan otherwise hashes the
-                # unnest and scans every stream the consumer knows.
                 "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
                 " FROM unnest(%b::text[], %b::int[], %b::int[]) AS x(s, v, p)"
-                " WHERE c.consumer = %s AND c.stream_id = x.s AND c.stream_id = ANY(%b::text[])",
-                (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name,
-                 names),
+                " WHERE c.consumer = %s AND c.stream_id = x.s",
+                (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
+                # Planned for each batch, with its size: prepared, the generic plan (made while the table was small)
+                # hashed the batch and scanned every stream the consumer knows, growing with them.
+                prepare=False,
             )
         self._count_commands(applied)
         if not self._replaying:
