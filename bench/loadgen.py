@@ -86,12 +86,24 @@ class BlockingKeepAlive:
 
     def __init__(self, host: str, port: int, token: str) -> None:
         self.host, self.port, self.token = host, port, token
-        self._socket = socket.create_connection((host, port))
+        self._connect()
+
+    def _connect(self) -> None:
+        self._socket = socket.create_connection((self.host, self.port))
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pending = b""
 
     def post_json(self, path: str, body: dict[str, object]) -> tuple[int, object]:
-        self._socket.sendall(build_post(self.host, self.port, path, self.token, body))
+        request = build_post(self.host, self.port, path, self.token, body)
+        try:
+            self._socket.sendall(request)
+            self._pending += self._receive()
+        except (ConnectionError, BrokenPipeError):
+            # The server closed the connection while it idled (uvicorn keeps one 5 s): nothing of the request
+            # was answered, so it goes again on a new one, as an HTTP client library would send it.
+            self._socket.close()
+            self._connect()
+            self._socket.sendall(request)
         while b"\r\n\r\n" not in self._pending:
             self._pending += self._receive()
         head, _, rest = self._pending.partition(b"\r\n\r\n")
