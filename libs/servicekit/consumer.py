@@ -158,6 +158,8 @@ class EventConsumer:
         self.applied_total = 0
         self.held_at_gap = 0
         self.resyncs = 0
+        self.restarts = 0
+        """How many times a stalled Kafka consumer was made again."""
 
     def _observe_lag(self, _options: Any) -> Any:
         from opentelemetry.metrics import Observation
@@ -211,10 +213,31 @@ class EventConsumer:
             self.applied_total += self.retry_waiting()
         if not records:
             self._measure_lag(consumer)
+            self._restart_if_stalled()
             return 0
+        self._records_at = time.monotonic()
         applied = self._apply(records)
         self._measure_lag(consumer)
         return len(applied)
+
+    stall_after_s = 5.0
+    _records_at = 0.0
+    _consumer_made_at = 0.0
+
+    def _restart_if_stalled(self) -> None:
+        """kafka-python 3.0 was seen to stop fetching for good while its partitions held records: a projector
+        stayed 44,000 events behind for minutes, waiting on one fetch that never completed, while a new consumer
+        read the same offsets at once. A consumer whose lag, measured `stall_after_s` after the last records
+        came, is still above zero is made again from the stored offsets."""
+        quiet_s = self._lag_measured_at - max(self._records_at, self._consumer_made_at)
+        if self.total_lag() == 0 or quiet_s < self.stall_after_s:
+            return
+        log.warning("%d events behind and nothing fetched for %.0f s: the Kafka consumer is made again",
+                    self.total_lag(), quiet_s)
+        self.restarts += 1
+        self._close_kafka()
+        self.lag.clear()
+        self._records_at = time.monotonic()
 
     def _apply(self, records: list[Any]) -> list[ConsumedEvent]:
         """Apply a poll's records in one transaction; on a handler error, redo them one by one."""
@@ -295,16 +318,19 @@ class EventConsumer:
         streams = sorted({e.stream_id for _, e, _ in decoded if e is not None})
         progress: dict[str, tuple[int, int | None]] = {}
         if streams:
-            conn.execute(
-                "INSERT INTO consumer_streams (consumer, stream_id, version)"
-                " SELECT %s, s, 0 FROM unnest(%b::text[]) AS s ON CONFLICT DO NOTHING",
-                (self.settings.name, streams),
-            )
-            for stream, version, poisoned in conn.execute(
-                "SELECT stream_id, version, poisoned_at_version FROM consumer_streams"
-                " WHERE consumer = %s AND stream_id = ANY(%b::text[]) ORDER BY stream_id FOR UPDATE",
-                (self.settings.name, streams),
-            ).fetchall():
+            # The bookkeeping statements of a batch go in pipelines: one round trip for each group, not one each.
+            with conn.pipeline():
+                conn.execute(
+                    "INSERT INTO consumer_streams (consumer, stream_id, version)"
+                    " SELECT %s, s, 0 FROM unnest(%b::text[]) AS s ON CONFLICT DO NOTHING",
+                    (self.settings.name, streams),
+                )
+                known = conn.execute(
+                    "SELECT stream_id, version, poisoned_at_version FROM consumer_streams"
+                    " WHERE consumer = %s AND stream_id = ANY(%b::text[]) ORDER BY stream_id FOR UPDATE",
+                    (self.settings.name, streams),
+                )
+            for stream, version, poisoned in known.fetchall():
                 progress[stream] = (version, poisoned)
         applied: list[ConsumedEvent] = []
         changed: set[str] = set()
@@ -333,20 +359,21 @@ class EventConsumer:
             applied.append(event)
         if applied and not isolate and self._batch_handler is not None:
             self._run_batch(applied)
-        if changed:
-            names = sorted(changed)
-            conn.execute(
-                "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
-                " FROM unnest(%b::text[], %b::int[], %b::int[]) AS x(s, v, p)"
-                " WHERE c.consumer = %s AND c.stream_id = x.s",
-                (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
-                # Planned for each batch, with its size: prepared, the generic plan (made while the table was small)
-                # hashed the batch and scanned every stream the consumer knows, growing with them.
-                prepare=False,
-            )
-        self._count_commands(applied)
-        if not self._replaying:
-            self._store_offsets(records)
+        with conn.pipeline():
+            if changed:
+                names = sorted(changed)
+                conn.execute(
+                    "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
+                    " FROM unnest(%b::text[], %b::int[], %b::int[]) AS x(s, v, p)"
+                    " WHERE c.consumer = %s AND c.stream_id = x.s",
+                    (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
+                    # Planned for each batch, with its size: prepared, the generic plan (made while the table was
+                    # small) hashed the batch and scanned every stream the consumer knows, growing with them.
+                    prepare=False,
+                )
+            self._count_commands(applied)
+            if not self._replaying:
+                self._store_offsets(records)
         if applied:
             self.applied_total += len(applied)
             self._applied_counter.add(len(applied), {"consumer": self.settings.name})
@@ -597,6 +624,7 @@ class EventConsumer:
                 consumer.seek_to_beginning(tp)
         self._topic_ids = ids
         self._checked_at = time.monotonic()
+        self._consumer_made_at = time.monotonic()
         self._consumer = consumer
         return consumer
 

@@ -226,6 +226,9 @@ class OutboxRelay:
         if not outbox_ids:
             return 0
         with self._conn.transaction():
+            # Not waiting for the disk: a mark that a crash takes back only sends those rows again, and consumers
+            # drop repeats by version. Waiting, the relay's cycle held a WAL flush (p99 8 ms here) before the next.
+            self._conn.execute("SET LOCAL synchronous_commit = off")
             cur = self._conn.execute(
                 "DELETE FROM outbox o USING leases l WHERE l.name = %s AND l.epoch = %s AND o.id = ANY(%b::bigint[])",
                 (self.lease.name, self.lease.epoch, outbox_ids),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -81,6 +82,47 @@ def test_a_redelivered_batch_causes_no_second_effect(store: PostgresEventStore, 
         consumer.poll_once()
     assert effects(database_url, schema) == before
     assert consumer.applied_total == 20
+    consumer.close()
+
+
+def test_a_kafka_client_that_stops_fetching_while_records_wait_is_made_again(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(4)]
+    write(store, streams, 2)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="stalls")
+    consumer.stall_after_s = 1.0
+    consumer.lag_interval_s = 0.05
+    assert consumer._ensure_consumer() is not None
+    stuck = consumer._consumer
+    assert stuck is not None
+    # What kafka-python 3.0 did: every poll returns nothing, for good, while the partitions hold records.
+    monkeypatch.setattr(stuck, "poll", lambda **_: {})
+    started = time.monotonic()
+    drain(consumer, until_applied=8, timeout_s=30)
+    assert consumer.restarts == 1
+    assert consumer._consumer is not stuck
+    assert time.monotonic() - started >= consumer.stall_after_s, "made again only after the stall lasted"
+    assert len(effects(database_url, schema)) == 8
+    consumer.close()
+
+
+def test_a_consumer_with_nothing_to_read_is_not_taken_for_stalled(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    write(store, [f"unit-{uuid.uuid4()}"], 2)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="idles")
+    consumer.stall_after_s = 0.5
+    consumer.lag_interval_s = 0.05
+    drain(consumer, until_applied=2)
+    made = consumer._consumer
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        consumer.poll_once()
+    assert consumer.restarts == 0 and consumer._consumer is made
     consumer.close()
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -265,34 +266,44 @@ def _stage(conn: psycopg.Connection) -> None:
 def collect_members(conn: psycopg.Connection, member_ids: list[str], sign: int) -> int:
     """The atoms of these members' intervals and transitions, as the tables hold them now; returns how many."""
     params = {"sign": sign, "ids": member_ids}
-    intervals = conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW
-                             + " WHERE i.member_id = ANY(%(ids)b::text[]::uuid[])", params).rowcount
-    return intervals + conn.execute(
-        "INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
-        " FROM member_transitions WHERE member_id = ANY(%(ids)b::text[]::uuid[])", params).rowcount
+    with conn.pipeline():
+        intervals = conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW
+                                 + " WHERE i.member_id = ANY(%(ids)b::text[]::uuid[])", params)
+        transitions = conn.execute(
+            "INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
+            " FROM member_transitions WHERE member_id = ANY(%(ids)b::text[]::uuid[])", params)
+    return intervals.rowcount + transitions.rowcount
 
 
 def collect_units(conn: psycopg.Connection, unit_ids: list[str], sign: int, *, versions_of: list[str]) -> int:
     """The atoms of the members' intervals in these units, the transitions from or to them, and the active
     versions of the units in `versions_of`; returns how many."""
     params = {"sign": sign, "ids": unit_ids, "versions_of": versions_of}
-    intervals = conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW
-                             + " WHERE i.unit_id = ANY(%(ids)b::text[]::uuid[])", params).rowcount
-    transitions = conn.execute(
-        "INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
-        " FROM member_transitions WHERE from_unit = ANY(%(ids)b::text[]::uuid[])"
-        " UNION ALL SELECT %(sign)s, day, from_unit, to_unit, entry, exit FROM member_transitions"
-        " WHERE to_unit = ANY(%(ids)b::text[]::uuid[])"
-        " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)b::text[]::uuid[]))",
-        params).rowcount
-    return intervals + transitions + collect_versions(conn, versions_of, sign)
+    # Three statements in one round trip: none needs another's answer.
+    with conn.pipeline():
+        intervals = conn.execute("INSERT INTO figures_intervals " + _MEMBER_ROW
+                                 + " WHERE i.unit_id = ANY(%(ids)b::text[]::uuid[])", params)
+        transitions = conn.execute(
+            "INSERT INTO figures_transitions SELECT %(sign)s, day, from_unit, to_unit, entry, exit"
+            " FROM member_transitions WHERE from_unit = ANY(%(ids)b::text[]::uuid[])"
+            " UNION ALL SELECT %(sign)s, day, from_unit, to_unit, entry, exit FROM member_transitions"
+            " WHERE to_unit = ANY(%(ids)b::text[]::uuid[])"
+            " AND (from_unit IS NULL OR NOT from_unit = ANY(%(ids)b::text[]::uuid[]))",
+            params)
+        versions = _insert_versions(conn, versions_of, sign)
+    return intervals.rowcount + transitions.rowcount + (versions.rowcount if versions is not None else 0)
 
 
 def collect_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> int:
+    inserted = _insert_versions(conn, unit_ids, sign)
+    return inserted.rowcount if inserted is not None else 0
+
+
+def _insert_versions(conn: psycopg.Connection, unit_ids: list[str], sign: int) -> psycopg.Cursor[Any] | None:
     if not unit_ids:
-        return 0
+        return None
     return conn.execute("INSERT INTO figures_versions SELECT %s, unit_id, valid_from, valid_to, kind FROM unit_versions"
-                        " WHERE unit_id = ANY(%b::text[]::uuid[]) AND status = 'active'", (sign, unit_ids)).rowcount
+                        " WHERE unit_id = ANY(%b::text[]::uuid[]) AND status = 'active'", (sign, unit_ids))
 
 
 def expand(conn: psycopg.Connection, collected: int) -> int:
@@ -410,9 +421,10 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
     others = sorted(set(moved) - set(unit_ids))
     changes = expand(conn, collected + collect_units(conn, touched, -1, versions_of=others)) if sums else 0
     if moved:
-        conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
-        conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry"
-                     " WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
+        with conn.pipeline():
+            conn.execute("DELETE FROM unit_ancestry WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
+            conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry"
+                         " WHERE unit_id = ANY(%b::text[]::uuid[])", (moved,))
     empty_work_tables(conn, "figures_ancestry")
     if sums:
         changes += expand(conn, collect_units(conn, touched, 1, versions_of=touched))
