@@ -70,7 +70,7 @@ def load_demo(system: Any, scale: str) -> DemoLoad:
         report = DemoLoader(registry, plan).run(steps)
         store_seconds = time.monotonic() - started
     finally:
-        registry.pool.close()
+        registry.close()
     marker.unlink()
     system.wait_ready(timeout_s=3600)
     end_to_end = time.monotonic() - started

@@ -76,7 +76,7 @@ def import_throughput(database_url: str, members: int, cells: int) -> tuple[floa
             raise RuntimeError(f"import failed: {report.as_json()}")
         return members / elapsed, copy_floor(database_url, rows)
     finally:
-        registry.pool.close()
+        registry.close()
 
 
 def _cells(registry: registry_main.Registry, count: int) -> list[str]:
@@ -129,4 +129,4 @@ def reorganization_seconds(database_url: str, units: int, members_per_unit: int)
             raise RuntimeError(f"merge moved {result.details['members_moved']}")
         return elapsed, result.event_count
     finally:
-        registry.pool.close()
+        registry.close()

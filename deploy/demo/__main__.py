@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_relay(registry)
             sys.stderr.write("\n")
     finally:
-        registry.pool.close()
+        registry.close()
     marker.unlink(missing_ok=True)
     (data_dir / LOADED).write_text(f"{args.scale} {args.seed} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     print("demo: loaded; the gateway's /readyz turns 200 once its projections have caught up", file=sys.stderr)

@@ -329,7 +329,7 @@ def load_national(settings: ServiceSettings, plan: NationalPlan, *,
         try:
             report = DemoLoader(registry, province_plan, on_progress=on_progress).run()
         finally:
-            registry.pool.close()
+            registry.close()
         total.steps += report.steps
         total.skipped += report.skipped
         total.events += report.events

@@ -17,7 +17,7 @@ from registry.application.handlers import RegistryCommands, Scope, authorize
 from registry.domain.policy import CARD_PROVINCE_CODE
 from servicekit.commands import CommandBus, StateCache, UnitOfWork
 from servicekit.database import CONSUMER_SCHEMA_DDL, KIT_SCHEMA_DDL, connect_pool, migrate
-from servicekit.pgstore import PostgresEventStore
+from servicekit.pgstore import OutboxDoorbell, PostgresEventStore
 from servicekit.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -39,6 +39,11 @@ class Registry:
     bus: CommandBus
     commands: RegistryCommands
     imports: ImportRunner
+
+    def close(self) -> None:
+        if self.store.doorbell is not None:
+            self.store.doorbell.close()
+        self.pool.close()
 
     def unit_id_by_code(self, code: str) -> str | None:
         with self.pool.connection() as conn:
@@ -69,7 +74,8 @@ def build(settings: ServiceSettings, *, max_pool: int = 20, schema: str | None =
         raise ValueError(f"REGISTRY_CARD_CODE is a provincial committee's two digits, not {card_code!r}")
     migrate_registry(settings, schema)
     pool = connect_pool(settings.database_url, schema=schema, min_size=2, max_size=max_pool)
-    store = PostgresEventStore(pool, schema=schema, topic=topic)
+    store = PostgresEventStore(pool, schema=schema, topic=topic,
+                               doorbell=OutboxDoorbell(settings.database_url, schema=schema))
     cached = state_cache if state_cache is not None else int(os.environ.get("REGISTRY_STATE_CACHE", STATE_CACHE))
     bus = CommandBus(store, inline=read_views.project_inline, states=StateCache(cached) if cached > 0 else None)
     commands = RegistryCommands(views_for, card_code=card_code)
@@ -96,4 +102,4 @@ def import_worker(pipe: Any, job: Any) -> None:
         pipe.send(("failed", f"{type(exc).__name__}: {exc}", 0, 0))
         raise
     finally:
-        registry.pool.close()
+        registry.close()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from servicekit.database import notify_channel
-from servicekit.pgstore import PostgresEventStore
+from servicekit.database import connect, notify_channel
+from servicekit.pgstore import OutboxDoorbell, PostgresEventStore
 from servicekit.relay import OutboxRelay, RelaySettings
 from tests.support.kit import apply_like_a_consumer, event, metadata, pg_store, read_topic, wait_until
 
@@ -146,6 +146,47 @@ def test_woken_only_by_notifications_the_relay_still_publishes_every_commit_prom
 ) -> None:
     """After a short batch the relay waits for the next NOTIFY instead of reading the outbox again: commits
     made while it publishes must still wake it. A 60 s poll leaves only the notifications to do so."""
+    publish_promptly_when_woken_only_by_notifications(store, database_url, schema, topic, bootstrap_servers)
+
+
+def test_woken_by_a_doorbell_after_each_commit_the_relay_still_publishes_every_commit_promptly(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    """The same, with the NOTIFY sent after each commit from the doorbell's connection (coalesced), not inside
+    the command's transaction."""
+    doorbell = OutboxDoorbell(database_url, schema=schema)
+    rung = PostgresEventStore(store.pool, schema=schema, topic=topic, doorbell=doorbell)
+    try:
+        publish_promptly_when_woken_only_by_notifications(rung, database_url, schema, topic, bootstrap_servers)
+    finally:
+        doorbell.close()
+    assert 1 <= doorbell.sent <= 40
+
+
+def test_a_doorbell_rings_from_its_own_connection_after_a_commit_and_never_for_a_rollback(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str
+) -> None:
+    doorbell = OutboxDoorbell(database_url, schema=schema)
+    rung = PostgresEventStore(store.pool, schema=schema, topic=topic, doorbell=doorbell)
+    with connect(database_url, schema=schema, autocommit=True) as listener:
+        listener.execute(f"LISTEN {notify_channel(schema)}")
+        with pytest.raises(RuntimeError), rung.transaction() as tx:
+            tx.append(stream_id=f"unit-{uuid.uuid4()}", expected_version=0, events=[event(1)], metadata=metadata(),
+                      command_event_count=1)
+            raise RuntimeError("the command fails after its append")
+        assert list(listener.notifies(timeout=0.5)) == [], "a rolled-back append wakes nobody"
+        with rung.transaction() as tx:
+            tx.append(stream_id=f"unit-{uuid.uuid4()}", expected_version=0, events=[event(1)], metadata=metadata(),
+                      command_event_count=1)
+            committing_backend = tx.conn.info.backend_pid
+        woken = list(listener.notifies(timeout=5, stop_after=1))
+    doorbell.close()
+    assert [n.channel for n in woken] == [notify_channel(schema)]
+    assert woken[0].pid != committing_backend, "sent after the commit, from the doorbell's connection"
+
+
+def publish_promptly_when_woken_only_by_notifications(store: PostgresEventStore, database_url: str, schema: str,
+                                                      topic: str, bootstrap_servers: str) -> None:
     settings = relay_settings(database_url, schema, topic, bootstrap_servers, idle_poll_s=60.0)
     keys = [str(uuid.uuid4()) for _ in range(4)]
 

@@ -54,7 +54,7 @@ class RegistryUnderTest:
         return self.registry.store.read_stream(stream)
 
     def close(self) -> None:
-        self.registry.pool.close()
+        self.registry.close()
 
 
 def registry_for(database_url: str, schema: str, topic: str, tmp_dir: Any, *, card_code: str | None = None
