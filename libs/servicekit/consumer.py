@@ -220,7 +220,7 @@ class EventConsumer:
         self._measure_lag(consumer)
         return len(applied)
 
-    stall_after_s = 5.0
+    stall_after_s = 2.0
     _records_at = 0.0
     _consumer_made_at = 0.0
 
