@@ -220,7 +220,10 @@ class EventConsumer:
         self._measure_lag(consumer)
         return len(applied)
 
-    stall_after_s = 2.0
+    stall_after_s = 15.0
+    """Above the client's own request timeout (10 s): a broker that is only slow (Tansu's in-memory log answers
+    more slowly as it fills) never looks stalled; at 2 s, new clients were made again and again beside a busy
+    Tansu, each slower to start than the last."""
     _records_at = 0.0
     _consumer_made_at = 0.0
 
