@@ -213,12 +213,29 @@ class EventConsumer:
             self.applied_total += self.retry_waiting()
         if not records:
             self._measure_lag(consumer)
+            self._fit_fetch_wait(consumer)
             self._restart_if_stalled()
             return 0
         self._records_at = time.monotonic()
         applied = self._apply(records)
         self._measure_lag(consumer)
+        self._fit_fetch_wait(consumer)
         return len(applied)
+
+    behind_from_records = 200
+    catch_up_fetch_wait_ms = 500
+
+    def _fit_fetch_wait(self, consumer: KafkaConsumer) -> None:
+        """Tansu answers a fetch empty when reading its in-memory log outlasts the fetch's wait. With the few
+        milliseconds a live projection asks for, a consumer behind in a large log got nothing, for good (measured:
+        0 records in 20 s at 30,000 behind; with a 500 ms wait, 2,000 in 0.6 s: the broker answers as soon as it
+        has read them). Behind by `behind_from_records`, the consumer asks for the long wait; caught up, for its
+        short one again, which keeps a new event's pickup quick."""
+        fetcher_config: dict[str, Any] = consumer._fetcher.config
+        short = self.settings.fetch_max_wait_ms or kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
+        wanted = max(short, self.catch_up_fetch_wait_ms) if self.total_lag() >= self.behind_from_records else short
+        if fetcher_config.get("fetch_max_wait_ms") != wanted:
+            fetcher_config["fetch_max_wait_ms"] = wanted
 
     stall_after_s = 15.0
     """Above the client's own request timeout (10 s): a broker that is only slow (Tansu's in-memory log answers

@@ -109,6 +109,31 @@ def test_a_kafka_client_that_stops_fetching_while_records_wait_is_made_again(
     consumer.close()
 
 
+def test_a_consumer_far_behind_asks_for_a_long_fetch_wait_and_for_the_short_one_once_caught_up(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(6)]
+    for version in range(1, 11):
+        # A publish per version: Tansu counts a partition's end from its last record batch.
+        for stream in streams:
+            store.append(stream_id=stream, expected_version=version - 1, events=[event(version)], metadata=metadata())
+        publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="waits")
+    consumer.behind_from_records = 20
+    consumer.lag_interval_s = 0.0
+    client = consumer._ensure_consumer()
+    assert client is not None
+    consumer._measure_lag(client)
+    consumer._fit_fetch_wait(client)
+    assert consumer.total_lag() >= consumer.behind_from_records
+    assert client._fetcher.config["fetch_max_wait_ms"] == consumer.catch_up_fetch_wait_ms
+    drain(consumer, until_applied=60)
+    consumer.poll_once()
+    assert consumer.total_lag() == 0
+    assert client._fetcher.config["fetch_max_wait_ms"] == kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
+    consumer.close()
+
+
 def test_a_consumer_with_nothing_to_read_is_not_taken_for_stalled(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
 ) -> None:
