@@ -403,9 +403,10 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
     collected = collect_versions(conn, unit_ids, -1) if sums else 0
     rewrite_versions()
     below = [r[0] for r in conn.execute(
+        # A join, not a probe per unit: a parent can have tens of thousands of children (the benchmark puts every
+        # unit it establishes under one), and the planner, seeing that, scanned the whole table for each probe.
         "WITH RECURSIVE down(unit_id) AS (SELECT unnest(%b::text[]::uuid[])"
-        " UNION SELECT v.unit_id FROM down d CROSS JOIN LATERAL"
-        " (SELECT unit_id FROM unit_versions WHERE parent_id = d.unit_id OFFSET 0) AS v)"
+        " UNION SELECT v.unit_id FROM unit_versions v JOIN down d ON v.parent_id = d.unit_id)"
         " SELECT unit_id::text FROM down", (unit_ids,)).fetchall()]
     conn.execute(_ANCESTRY, {"units": below, "kinds": list(AGGREGATED_KINDS)})
     moved = [r[0] for r in conn.execute(
