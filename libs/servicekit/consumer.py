@@ -224,16 +224,28 @@ class EventConsumer:
 
     behind_from_records = 200
     catch_up_fetch_wait_ms = 500
+    idle_after_s = 1.0
+    idle_fetch_wait_ms = 20
+    """Tansu does not answer a waiting fetch when records arrive: it looks again within about half the wait
+    (measured: a record produced during a 100 ms wait arrived 28 ms later at the median, 52 at most; during a
+    20 ms wait, 5.4 / 9.6 ms; during a 5 ms one, 3.9 / 10.5 ms). Asking every 5 ms while nothing comes cost an
+    idle consumer a fifth of a core (7.6% at 20 ms), and Tansu as much again."""
 
     def _fit_fetch_wait(self, consumer: KafkaConsumer) -> None:
         """Tansu answers a fetch empty when reading its in-memory log outlasts the fetch's wait. With the few
         milliseconds a live projection asks for, a consumer behind in a large log got nothing, for good (measured:
         0 records in 20 s at 30,000 behind; with a 500 ms wait, 2,000 in 0.6 s: the broker answers as soon as it
         has read them). Behind by `behind_from_records`, the consumer asks for the long wait; caught up, for its
-        short one again, which keeps a new event's pickup quick."""
+        short one again, which keeps a new event's pickup quick; quiet for `idle_after_s`, for the idle wait, which
+        costs the first event after a quiet spell a few milliseconds."""
         fetcher_config: dict[str, Any] = consumer._fetcher.config
         short = self.settings.fetch_max_wait_ms or kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
-        wanted = max(short, self.catch_up_fetch_wait_ms) if self.total_lag() >= self.behind_from_records else short
+        if self.total_lag() >= self.behind_from_records:
+            wanted = max(short, self.catch_up_fetch_wait_ms)
+        elif time.monotonic() - max(self._records_at, self._consumer_made_at) >= self.idle_after_s:
+            wanted = max(short, self.idle_fetch_wait_ms)
+        else:
+            wanted = short
         if fetcher_config.get("fetch_max_wait_ms") != wanted:
             fetcher_config["fetch_max_wait_ms"] = wanted
 

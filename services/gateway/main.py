@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
-from strawberry.fastapi import GraphQLRouter
 
 from gateway import wiring
-from gateway.api.context import context_getter_for
+from gateway.api.context import GraphQLEndpoint
 from gateway.api.schema import schema
 from gateway.read_models import ReadModels
 from servicekit import kafka as kafka_setup
@@ -73,17 +72,16 @@ def create_api(settings: ServiceSettings) -> FastAPI:
     change_feed = ChangeFeed(settings.database_url)
     verifier = TokenVerifier(issuer=settings.auth_issuer, audience=settings.auth_audience,
                              jwks_url=settings.auth_jwks_url, jwks_file=settings.jwks_file)
-    router: GraphQLRouter[object, None] = GraphQLRouter(
-        schema, path="/graphql", context_getter=context_getter_for(read_models, registry_client, change_feed, verifier),
-        graphql_ide="graphiql",
-    )
+    endpoint = GraphQLEndpoint(schema, read_models=read_models, registry=registry_client, change_feed=change_feed,
+                               verifier=verifier)
 
     app = create_app(AppParts(
         title="Party register: gateway",
         version="1.0.0",
         description="GraphQL over the read projections at /graphql.",
         verifier=verifier,
-        routers=[router],
+        routers=[],
+        mounts={"/graphql": endpoint},
         readiness={"database": database_ready, "demo": demo_loaded, "projections": projections_caught_up},
         allow_anonymous=graphiql_page,
     ))

@@ -134,6 +134,32 @@ def test_a_consumer_far_behind_asks_for_a_long_fetch_wait_and_for_the_short_one_
     consumer.close()
 
 
+def test_a_quiet_consumer_asks_for_the_idle_fetch_wait_and_records_bring_the_short_one_back(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    short = kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
+    stream = f"unit-{uuid.uuid4()}"
+    write(store, [stream], 2)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="quiet")
+    consumer.idle_after_s = 0.3
+    assert consumer.idle_fetch_wait_ms > short
+    drain(consumer, until_applied=2)
+    client = consumer._consumer
+    assert client is not None
+    assert client._fetcher.config["fetch_max_wait_ms"] == short, "records have just come"
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:
+        consumer.poll_once()
+    assert client._fetcher.config["fetch_max_wait_ms"] == consumer.idle_fetch_wait_ms
+    store.append(stream_id=stream, expected_version=2, events=[event(3)], metadata=metadata())
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    drain(consumer, until_applied=3)
+    assert client._fetcher.config["fetch_max_wait_ms"] == short
+    assert [version for _, version in effects(database_url, schema)] == [1, 2, 3]
+    consumer.close()
+
+
 def test_a_consumer_with_nothing_to_read_is_not_taken_for_stalled(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
 ) -> None:

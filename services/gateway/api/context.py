@@ -7,9 +7,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request, WebSocket
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
+from strawberry.schema.base import BaseSchema
 
 from gateway.read_models import ReadModels, Scope, UnitRow, vietnam_today
 from servicekit.auth import Actor, AuthenticationError
@@ -59,24 +63,31 @@ class GatewayContext(BaseContext):
         return allowed is None or unit_id in allowed
 
 
-def context_getter_for(read_models: ReadModels, registry: Any, change_feed: Any = None, verifier: Any = None
-                       ) -> Any:
-    async def get_context(request: Request = None, ws: WebSocket = None) -> GatewayContext:  # type: ignore[assignment]
-        if ws is not None:
+class GraphQLEndpoint(GraphQL[GatewayContext, None]):
+    """`/graphql` over HTTP (queries, mutations, GraphiQL) and websockets (subscriptions), served by the kit's
+    gate without FastAPI's routing: the gate has verified an HTTP request's token and left the actor in its state."""
+
+    def __init__(self, schema: BaseSchema, *, read_models: ReadModels, registry: Any, change_feed: Any,
+                 verifier: Any) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.read_models = read_models
+        self.registry = registry
+        self.change_feed = change_feed
+        self.verifier = verifier
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> GatewayContext:
+        authorization = request.headers.get("authorization")
+        if isinstance(request, WebSocket):
             # A websocket is not seen by the HTTP gate: verify its token here (header or connection_init).
-            authorization = ws.headers.get("authorization")
             actor = None
-            if authorization and verifier is not None:
+            if authorization and self.verifier is not None:
                 try:
-                    actor = verifier.verify(authorization)
+                    actor = self.verifier.verify(authorization)
                 except AuthenticationError:
                     actor = None
-            context = GatewayContext(actor=actor, read_models=read_models, registry=registry,
-                                     authorization=authorization, change_feed=change_feed)
-            context.verifier = verifier
+            context = GatewayContext(actor=actor, read_models=self.read_models, registry=self.registry,
+                                     authorization=authorization, change_feed=self.change_feed)
+            context.verifier = self.verifier
             return context
-        return GatewayContext(actor=getattr(request.state, "actor", None), read_models=read_models,
-                              registry=registry, authorization=request.headers.get("authorization"),
-                              change_feed=change_feed)
-
-    return get_context
+        return GatewayContext(actor=request.scope.get("state", {}).get("actor"), read_models=self.read_models,
+                              registry=self.registry, authorization=authorization, change_feed=self.change_feed)
