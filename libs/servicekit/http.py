@@ -21,6 +21,7 @@ from servicekit.auth import Actor, AuthenticationError, PermissionDenied, TokenV
 from servicekit.commands import IdempotencyKeyReused
 from servicekit.jsonlog import request_id_var
 from servicekit.store import ConcurrencyError, UniquenessViolation
+from servicekit.telemetry import exporting
 
 log = logging.getLogger("servicekit.http")
 
@@ -169,8 +170,9 @@ class RequestGate:
 
 
 def create_app(parts: AppParts) -> FastAPI:
+    # HTTP metrics only when they are exported: recorded for nobody, they cost ~0.05 ms a request.
     app = FastAPI(title=parts.title, version=parts.version, description=parts.description,
-                  telemetry={"operation_spans": False, "logs": False})
+                  telemetry={"operation_spans": False, "logs": False, "metrics": exporting()})
     app.state.verifier = parts.verifier
     app.add_middleware(RequestGate, verifier=parts.verifier, allow_anonymous=parts.allow_anonymous,
                        mounts=parts.mounts)

@@ -29,13 +29,13 @@ def setup_telemetry(service_name: str, *, span_exporter: SpanExporter | None = N
     _configured = True
     resource = Resource.create({"service.name": service_name})
     if record_spans is None:
-        record_spans = span_exporter is not None or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        record_spans = span_exporter is not None or exporting()
     tracer_provider = tracer_provider_for(resource, record_spans=record_spans)
     if span_exporter is not None:
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
         tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if exporting():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -48,6 +48,11 @@ def setup_telemetry(service_name: str, *, span_exporter: SpanExporter | None = N
     else:
         metrics.set_meter_provider(MeterProvider(resource=resource))
     trace.set_tracer_provider(tracer_provider)
+
+
+def exporting() -> bool:
+    """Whether spans and metrics leave the process (an OTLP endpoint is configured)."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
 def tracer_provider_for(resource: Resource, *, record_spans: bool) -> TracerProvider:

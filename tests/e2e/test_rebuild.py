@@ -77,6 +77,10 @@ def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(syst
     after = snapshot(system.database_url)
     for name in TABLES:
         assert after[name] == before[name], f"{name} differs after the rebuild"
+    with connect(system.database_url, schema="gateway") as conn:
+        unanalyzed = conn.execute("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'gateway'"
+                                  " AND last_analyze IS NULL").fetchall()
+    assert unanalyzed == [], "the API plans its first statements after the swap on these tables' statistics"
 
     # The live projector carries on in the swapped-in schema: a new member shows up.
     newcomer = enrol(admin, cell["id"], "Ngô Thị Hạnh")
