@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -150,7 +149,7 @@ class Member(Node):
         masked = not self.pii
         return [MemberHistoryEntry(type=r["event_type"], version=r["seq"], effective_on=r["effective_on"],
                                    recorded_at=r["recorded_at"].isoformat(), actor=r["actor"],
-                                   data=json.loads(json.dumps(_mask(r["data"]) if masked else r["data"])))
+                                   data=cast(JSON, _mask(r["data"]) if masked else r["data"]))
                 for r in rows]
 
 
