@@ -83,6 +83,16 @@ class Scope:
 
 
 _UNIT_COLUMNS = "id, code, name, kind, parent_id, status, established_on"
+CELL_COLUMNS = ", ".join(f"cu.{c} AS cell_{c}" for c in _UNIT_COLUMNS.split(", "))
+"""A member's unit read in the member's own statement (`LEFT JOIN units cu`): a page of members would otherwise
+wait for a second statement, and GraphQL for one awaited resolver per member."""
+
+
+def take_cell(row: dict[str, Any]) -> dict[str, Any]:
+    """Moves the CELL_COLUMNS of a member's row into `row["cell"]` (a UnitRow, or None)."""
+    unit = {c: row.pop(f"cell_{c}") for c in _UNIT_COLUMNS.split(", ")}
+    row["cell"] = UnitRow(**unit) if unit["id"] is not None else None
+    return row
 
 
 class ReadModels:
@@ -195,15 +205,14 @@ class ReadModels:
                                  ) -> tuple[list[dict[str, Any] | None], dict[uuid.UUID, UnitRow]]:
         """Members by id and, in the same statement, the units they belong to (a member is nearly always asked
         for with its cell: one round trip instead of two)."""
-        unit_columns = ", ".join(f"u.{c} AS cell_{c}" for c in _UNIT_COLUMNS.split(", "))
-        rows = await self.fetch(f"SELECT {MEMBER_COLUMNS}, {unit_columns} FROM members m"
-                                " LEFT JOIN units u ON u.id = m.unit_id WHERE m.member_id = ANY(%s)", (ids,))
+        rows = await self.fetch(f"SELECT {MEMBER_COLUMNS}, {CELL_COLUMNS} FROM members m"
+                                " LEFT JOIN units cu ON cu.id = m.unit_id WHERE m.member_id = ANY(%s)", (ids,))
         units: dict[uuid.UUID, UnitRow] = {}
         found: dict[uuid.UUID, dict[str, Any]] = {}
         for row in rows:
-            unit = {c: row.pop(f"cell_{c}") for c in _UNIT_COLUMNS.split(", ")}
-            if unit["id"] is not None:
-                units[unit["id"]] = UnitRow(**unit)
+            cell = take_cell(row)["cell"]
+            if cell is not None:
+                units[cell.id] = cell
             found[row["member_id"]] = row
         return [found.get(i) for i in ids], units
 
@@ -289,7 +298,9 @@ class ReadModels:
             with_clause = with_clause or "WITH "
             query = (f"{with_clause}{', ' if ctes else ''}matching AS MATERIALIZED ({select})"
                      " SELECT * FROM matching ORDER BY sort_key, member_id LIMIT %(limit)s")
-        rows = await self.fetch(query, params)
+        rows = [take_cell(r) for r in await self.fetch(
+            f"SELECT p.*, {CELL_COLUMNS} FROM ({query}) p LEFT JOIN units cu ON cu.id = p.as_of_unit_id"
+            " ORDER BY p.sort_key, p.member_id", params)]
         page = rows[:first]
         return Page(page, total, len(rows) > first, after is not None,
                     encode_cursor(page[0]["sort_key"], page[0]["member_id"]) if page else None,

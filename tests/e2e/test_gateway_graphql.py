@@ -260,10 +260,11 @@ def test_as_of_answers_hold_across_a_split_and_a_reattachment_and_counts_roll_up
     ward_b = establish(admin, "commune_committee", city["id"], on="2000-01-01")
     cell = establish(admin, "grassroots_cell", ward_a["id"], on="2000-01-01")
     people = [enrol(admin, cell["id"], f"Mai Văn {i}") for i in range(4)]
+    first_code, second_code = code(), code()
     split = mutate(admin, """mutation($u: ID!, $parts: [SplitPartInput!]!) { splitUnit(unitId: $u, parts: $parts,
         effectiveOn: "2025-07-01", waitForProjection: true) { id projected details } }""", u=cell["id"], parts=[
-        {"code": code(), "name": "Chi bộ 1", "kind": "GRASSROOTS_CELL", "memberIds": people[:1]},
-        {"code": code(), "name": "Chi bộ 2", "kind": "GRASSROOTS_CELL", "memberIds": people[1:]}])
+        {"code": first_code, "name": "Chi bộ 1", "kind": "GRASSROOTS_CELL", "memberIds": people[:1]},
+        {"code": second_code, "name": "Chi bộ 2", "kind": "GRASSROOTS_CELL", "memberIds": people[1:]}])
     first_part, second_part = split["details"]["part_ids"]
     mutate(admin, """mutation($u: [ID!]!, $p: ID!) { reattachUnits(unitIds: $u, parentId: $p,
         effectiveOn: "2025-09-01", waitForProjection: true) { id projected } }""", u=[second_part], p=ward_b["id"])
@@ -273,6 +274,12 @@ def test_as_of_answers_hold_across_a_split_and_a_reattachment_and_counts_roll_up
     assert member_ids(admin, ward_a["id"]) == {people[0]}
     assert member_ids(admin, ward_b["id"]) == set(people[1:])
     assert member_ids(admin, ward_b["id"], "2025-08-01") == set()
+    cells_then = {e["node"]["id"]: e["node"]["unit"]["code"]
+                  for e in gql(admin, MEMBERS, unit=city["id"], asOf="2025-06-30")["members"]["edges"]}
+    cells_now = {e["node"]["id"]: e["node"]["unit"]["code"]
+                 for e in gql(admin, MEMBERS, unit=city["id"])["members"]["edges"]}
+    assert cells_then == dict.fromkeys(people, cell["code"]), "each member's cell on the date asked for"
+    assert cells_now == {people[0]: first_code, **dict.fromkeys(people[1:], second_code)}
     counts = gql(admin, """query($u: ID!) { organizationUnit(id: $u) { memberCounts { dimension value count } } }""",
                  u=city["id"])["organizationUnit"]["memberCounts"]
     assert {"dimension": "status", "value": "official", "count": 4} in counts

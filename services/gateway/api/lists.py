@@ -13,7 +13,7 @@ from gateway.api.context import GatewayContext
 from gateway.api.errors import BadUserInput, Forbidden
 from gateway.api.members import Member, member_from_row
 from gateway.api.units import OrganizationUnit, unit_from_row
-from gateway.read_models import MEMBER_COLUMNS, TREE_AT, UnitRow
+from gateway.read_models import CELL_COLUMNS, MEMBER_COLUMNS, TREE_AT, UnitRow, take_cell
 
 BADGE_MILESTONES = (30, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90)
 LIST_LIMIT = 1000
@@ -42,10 +42,11 @@ async def _subtree(info: Info[GatewayContext, None], unit_id: strawberry.ID) -> 
 async def _members(info: Info[GatewayContext, None], root: uuid.UUID, condition: str,
                    params: dict[str, object], order: str = "m.search_name") -> list[Member]:
     rows = await info.context.read_models.fetch(
-        TREE_AT + f"SELECT {MEMBER_COLUMNS} FROM members m WHERE m.unit_id IN (SELECT unit_id FROM tree)"
-        f" AND m.status IN ('official', 'probationary') AND {condition} ORDER BY {order} LIMIT {LIST_LIMIT}",
+        TREE_AT + f"SELECT {MEMBER_COLUMNS}, {CELL_COLUMNS} FROM members m LEFT JOIN units cu ON cu.id = m.unit_id"
+        f" WHERE m.unit_id IN (SELECT unit_id FROM tree) AND m.status IN ('official', 'probationary') AND {condition}"
+        f" ORDER BY {order} LIMIT {LIST_LIMIT}",
         {"roots": [root], "day": today(), **params})
-    return [member_from_row(r, info.context.pii) for r in rows]
+    return [member_from_row(take_cell(r), info.context.pii) for r in rows]
 
 
 @strawberry.type

@@ -14,6 +14,7 @@ from strawberry.types import Info
 from gateway.api.common import Node, PageInfo, check_cursor, page_size, parse_id, require_id, today
 from gateway.api.context import GatewayContext
 from gateway.api.errors import BadUserInput
+from gateway.read_models import UnitRow
 
 if TYPE_CHECKING:
     from gateway.api.units import OrganizationUnit
@@ -77,6 +78,7 @@ class Member(Node):
     row: strawberry.Private[dict[str, Any]]
     pii: strawberry.Private[bool]
     unit_id: strawberry.Private[uuid.UUID]
+    cell: strawberry.Private[UnitRow | None]
 
     @strawberry.field(description="Masked (null) without pii:read")
     def birth_date(self) -> dt.date | None:
@@ -136,12 +138,10 @@ class Member(Node):
         return [Rating(year=int(y), level=level) for y, level in sorted(self.row["ratings"].items())]
 
     @strawberry.field(description="The cell the member belonged to (on the date the member was read for)")
-    async def unit(self, info: Info[GatewayContext, None]) -> Annotated[
-            OrganizationUnit, strawberry.lazy("gateway.api.units")] | None:
+    def unit(self) -> Annotated[OrganizationUnit, strawberry.lazy("gateway.api.units")] | None:
         from gateway.api.units import unit_from_row
 
-        row = await info.context.loaders.unit.load(self.unit_id)
-        return unit_from_row(row) if row else None
+        return unit_from_row(self.cell) if self.cell else None
 
     @strawberry.field(description="Every event about this member, in order")
     async def history(self, info: Info[GatewayContext, None]) -> list[MemberHistoryEntry]:
@@ -181,7 +181,7 @@ def member_from_row(row: dict[str, Any], pii: bool, unit_id: uuid.UUID | None = 
         id=strawberry.ID(str(row["member_id"])), full_name=row["full_name"], gender=row["gender"],
         status=MemberStatus(row["status"]), admitted_on=row["admitted_on"], official_on=row["official_on"],
         probation_ends_on=row["probation_ends_on"], badges=list(row["badges"] or []), row=row, pii=pii,
-        unit_id=unit_id or row["unit_id"],
+        unit_id=unit_id or row["unit_id"], cell=row["cell"],
     )
 
 
