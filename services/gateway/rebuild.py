@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 from psycopg import sql
 
-from gateway.projections import count_deferred, figures
+from gateway.projections import analyze_tables, count_deferred, figures
 from servicekit.consumer import EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.replay import StoreReplay
@@ -55,7 +55,9 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     with connect(settings.database_url, schema=fresh) as conn:
         count_deferred(conn)
         conn.commit()
-    analyze_schema(settings.database_url, fresh)
+        # Analysed before the swap: the live API's first plans after it are made on these statistics.
+        analyze_tables(conn)
+        conn.commit()
     stamp = time.strftime("%Y%m%d%H%M%S")
     retired = f"{live_schema}_retired_{stamp}"
     with psycopg.connect(settings.database_url, autocommit=False) as conn:
@@ -71,18 +73,6 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
     return consumer.applied_total
-
-
-def analyze_schema(database_url: str, schema: str) -> None:
-    """Statistics for every fresh table before the swap, so that the live API's first plans after it are made on
-    them. Seen once here after a rebuild of the `small` register, before this: the city's statistics took 111 ms
-    in the running API while a fresh connection took 4, until the API restarted (not reproduced since; plans made
-    on the fresh tables before autovacuum had analysed them are the likely cause)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
-                                             (schema,)).fetchall()]
-        for table in tables:
-            conn.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
 
 
 def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, int], None] | None,

@@ -199,6 +199,10 @@ def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int]) -> N
             assert figures.sums_pending(conn), "the running sums wait while the projector is far behind"
         conn.commit()
     assert not figures.sums_pending(conn), "caught up, the projector has counted them"
+    never_analysed = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.reltuples < 0").fetchall()
+    assert never_analysed == [], "caught up after a bulk write, the tables' statistics are taken at once"
 
 
 # A count that went up and down again stays as a zero row one by one, and never appears in a batch.

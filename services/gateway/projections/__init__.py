@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
+from psycopg import sql
 
 from gateway.projections import figures, members, units
 from gateway.projections.base import ApplyMany, Projection, create_stage
@@ -23,6 +24,17 @@ def prepare_session(conn: psycopg.Connection) -> None:
     figures.prepare_session(conn)
     for table in ("units", "members"):
         create_stage(conn, table)
+
+
+def analyze_tables(conn: psycopg.Connection) -> None:
+    """Statistics for every table of the connection's schema, taken right after a bulk write rather than whenever
+    autovacuum comes by (up to a minute later). Statements that the API prepared on stale statistics kept their
+    plans: after a `small` load the city's statistics took 80–94 ms in the running API against 9 ms from a fresh
+    connection, for minutes."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1").fetchall()]
+    for table in tables:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
 def count_deferred(conn: psycopg.Connection) -> None:
@@ -78,5 +90,7 @@ class CatchingUp:
         if behind <= self.until_events:
             started = time.monotonic()
             figures.recount_sums(conn)
-            log.info("caught up: the statistics' running sums counted in %.1f s", time.monotonic() - started)
+            analyze_tables(conn)
+            log.info("caught up: the statistics' running sums counted and the tables analysed in %.1f s",
+                     time.monotonic() - started)
             self._deferring = None
