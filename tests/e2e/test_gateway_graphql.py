@@ -160,6 +160,11 @@ def test_a_ward_reader_reaches_nothing_outside_its_ward_and_sees_no_personal_dat
         member(id: $m) { id } node(id: $u) { id } organizationUnit(code: $c) { id } }""",
                  m=theirs, u=ward_y["id"], c=ward_y["code"])
     assert leaked == {"member": None, "node": None, "organizationUnit": None}
+    # A member's history is read beside the member, and answered only for a member in scope.
+    assert gql(reader, """query($m: ID!) { member(id: $m) { history { type } } }""", m=theirs) == {"member": None}
+    through_fragment = gql(reader, """query($m: ID!) { member(id: $m) { ...Story } }
+        fragment Story on Member { history { type } }""", m=mine)["member"]
+    assert [entry["type"] for entry in through_fragment["history"]] == ["MemberEnrolled"]
     parent = gql(reader, """query($u: ID!) { organizationUnit(id: $u) { parent { id } ancestors { id } } }""",
                  u=ward_x["id"])["organizationUnit"]
     assert parent == {"parent": None, "ancestors": []}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class GatewayContext(BaseContext):
         self.loaders = Loaders(unit=DataLoader(load_fn=read_models.units_by_ids),
                                member=DataLoader(load_fn=self._members_with_their_units))
         self._scopes: dict[dt.date, set[uuid.UUID] | None] = {}
+        self.histories: dict[uuid.UUID, asyncio.Future[list[dict[str, Any]]]] = {}
+        """Member histories read ahead, beside their members (`member(id)`)."""
         self.verifier: Any = None
 
     async def _members_with_their_units(self, ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import uuid
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from gateway.api.common import Node, PageInfo, check_cursor, page_size, parse_id, require_id, today
 from gateway.api.context import GatewayContext
@@ -145,12 +147,32 @@ class Member(Node):
 
     @strawberry.field(description="Every event about this member, in order")
     async def history(self, info: Info[GatewayContext, None]) -> list[MemberHistoryEntry]:
-        rows = await info.context.read_models.member_history(uuid.UUID(str(self.id)))
+        member_id = uuid.UUID(str(self.id))
+        read_beside = info.context.histories.pop(member_id, None)
+        rows = await (read_beside or info.context.read_models.member_history(member_id))
         masked = not self.pii
         return [MemberHistoryEntry(type=r["event_type"], version=r["seq"], effective_on=r["effective_on"],
                                    recorded_at=r["recorded_at"].isoformat(), actor=r["actor"],
                                    data=cast(JSON, _mask(r["data"]) if masked else r["data"]))
                 for r in rows]
+
+
+def _asks_for(fields: list[Any], name: str) -> bool:
+    """Whether the fields select `name` directly or through a fragment."""
+    for field in fields:
+        for selection in field.selections:
+            if isinstance(selection, SelectedField) and selection.name == name:
+                return True
+            if isinstance(selection, FragmentSpread | InlineFragment) and _asks_for([selection], name):
+                return True
+    return False
+
+
+def _retrieved(read: asyncio.Future[Any]) -> None:
+    """A read started ahead and never awaited (its member was not found) ends without a warning; whoever awaits
+    it still gets its error."""
+    if not read.cancelled():
+        read.exception()
 
 
 def _mask(data: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +240,18 @@ class MemberQueries:
     @strawberry.field(description="One member by id")
     async def member(self, info: Info[GatewayContext, None], id: strawberry.ID) -> Member | None:
         member_id = parse_id(id)
-        return await load_member(info, member_id) if member_id else None
+        if member_id is None:
+            return None
+        if _asks_for(info.selected_fields, "history"):
+            # The history needs only the id: it is read beside the member instead of after it, and answered only
+            # for a member found and in scope.
+            history = asyncio.ensure_future(info.context.read_models.member_history(member_id))
+            history.add_done_callback(_retrieved)
+            info.context.histories[member_id] = history
+        member = await load_member(info, member_id)
+        if member is None:
+            info.context.histories.pop(member_id, None)
+        return member
 
     @strawberry.field(description="Current members (or, with `asOf`, the membership of that date)")
     async def members(
