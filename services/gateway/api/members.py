@@ -79,8 +79,8 @@ class Member(Node):
     badges: list[int]
     row: strawberry.Private[dict[str, Any]]
     pii: strawberry.Private[bool]
-    unit_id: strawberry.Private[uuid.UUID]
     cell: strawberry.Private[UnitRow | None]
+    """The unit the member belonged to on the date it was read for, read in the member's own statement."""
 
     @strawberry.field(description="Masked (null) without pii:read")
     def birth_date(self) -> dt.date | None:
@@ -198,12 +198,12 @@ class MemberConnection:
     total_count: int
 
 
-def member_from_row(row: dict[str, Any], pii: bool, unit_id: uuid.UUID | None = None) -> Member:
+def member_from_row(row: dict[str, Any], pii: bool) -> Member:
     return Member(
         id=strawberry.ID(str(row["member_id"])), full_name=row["full_name"], gender=row["gender"],
         status=MemberStatus(row["status"]), admitted_on=row["admitted_on"], official_on=row["official_on"],
         probation_ends_on=row["probation_ends_on"], badges=list(row["badges"] or []), row=row, pii=pii,
-        unit_id=unit_id or row["unit_id"], cell=row["cell"],
+        cell=row["cell"],
     )
 
 
@@ -221,7 +221,7 @@ async def member_connection(info: Info[GatewayContext, None], *, unit_id: uuid.U
         scope=info.context.scope, unit_id=unit_id, include_descendants=include_descendants,
         statuses=[s.value for s in status] if status else None, flags=[f.value for f in flags or []],
         search=search, day=as_of, order=(order_by or MemberOrder.NAME).value, first=size, after=after)
-    edges = [MemberEdge(node=member_from_row(r, info.context.pii, r["as_of_unit_id"]),
+    edges = [MemberEdge(node=member_from_row(r, info.context.pii),
                         cursor=encode_cursor(r["sort_key"], r["member_id"])) for r in page.rows]
     return MemberConnection(edges=edges, total_count=page.total,
                             page_info=PageInfo(has_next_page=page.has_next, has_previous_page=page.has_previous,
