@@ -596,7 +596,8 @@ class EventConsumer:
             entry = counts[event.envelope.command_id]
             entry[0] = event.envelope.command_event_count
             entry[1] += 1
-        ids = list(counts)
+        # In one order for every consumer: processes sharing a rebuild count a command's events side by side.
+        ids = sorted(counts)
         self._conn.execute(
             "INSERT INTO consumer_commands (consumer, command_id, expected, applied)"
             " SELECT %s, c, e, a FROM unnest(%b::text[]::uuid[], %b::int[], %b::int[]) AS x(c, e, a)"
@@ -620,9 +621,21 @@ class EventConsumer:
              [self._topic_ids.get(k[0], "") for k in keys], [last[k] + 1 for k in keys]),
         )
 
-    def _ensure_consumer(self) -> KafkaConsumer | None:
-        if self._consumer is not None:
-            return self._consumer
+    share: tuple[int, int] | None = None
+    """(index, count): this consumer reads only the partitions whose number is `index` modulo `count` (one of
+    several processes rebuilding a projection side by side, gateway.rebuild); None: every partition."""
+
+    def take_share(self, index: int, count: int) -> None:
+        """Before the first poll: read only partitions `index`, `index + count`, ... of each topic."""
+        if not 0 <= index < count:
+            raise ValueError(f"share {index} of {count}")
+        self.share = (index, count)
+
+    def partition_counts(self) -> dict[str, int]:
+        """How many partitions each consumed topic has (topics that do not exist yet are left out)."""
+        return self._describe_topics()[1]
+
+    def _describe_topics(self) -> tuple[dict[str, str], dict[str, int]]:
         admin = kafka_setup.new_admin(self.settings.bootstrap_servers, client_id=f"{self.settings.name}-admin")
         try:
             ids = kafka_setup.topic_ids(admin, list(self.settings.topics))
@@ -632,6 +645,12 @@ class EventConsumer:
             }
         finally:
             admin.close()
+        return ids, partitions
+
+    def _ensure_consumer(self) -> KafkaConsumer | None:
+        if self._consumer is not None:
+            return self._consumer
+        ids, partitions = self._describe_topics()
         if set(ids) != set(self.settings.topics):
             log.info("waiting for topics %s", sorted(set(self.settings.topics) - set(ids)))
             return None
@@ -639,7 +658,8 @@ class EventConsumer:
             "fetch_max_wait_ms": self.settings.fetch_max_wait_ms}
         consumer = kafka_setup.new_consumer(self.settings.bootstrap_servers, client_id=self.settings.name,
                                             **overrides)
-        assignment = [TopicPartition(t, p) for t in self.settings.topics for p in range(partitions[t])]
+        assignment = [TopicPartition(t, p) for t in self.settings.topics for p in range(partitions[t])
+                      if self.share is None or p % self.share[1] == self.share[0]]
         consumer.assign(assignment)
         hints = {
             (t, p): (tid, off)

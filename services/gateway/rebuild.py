@@ -4,6 +4,13 @@ From the topic (the default), the fresh projections read every partition from of
 broker-loss path: the broker lost its log, or cannot hold it), they read the registry's event store instead
 (servicekit.replay), after noting where each partition ends; that becomes their resume hint.
 
+From the topic, several processes may apply it side by side (`workers`), each owning a share of the partitions:
+with the statistics and counts deferred, a projection's rows belong to one stream, and a stream's events to one
+partition, so the shares touch disjoint rows. Python's decoding and the projections' own work, not PostgreSQL, bound
+a single process (measured at `small`: 10 s of the process's CPU against 5 s of PostgreSQL's in a 15 s catch-up).
+One process then reads what the shares left, with every partition, before counting: what arrived meanwhile and
+whatever waits to be retried.
+
 The fresh projections leave the statistics' ancestry, running sums and per-unit counts alone while they apply the
 history, and count them once before the swap (gateway.projections.count_deferred).
 
@@ -15,9 +22,11 @@ per-stream versions drop what both had applied.
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing.sharedctypes import Synchronized
 
 import psycopg
 from psycopg import sql
@@ -31,7 +40,7 @@ from servicekit.settings import ServiceSettings
 
 def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Callable[[str], EventConsumer],
             ddl: list[str], progress: Callable[[int, int], None] | None = None, timeout_s: float = 3600,
-            from_store: Sequence[StoreReplay] = ()) -> int:
+            from_store: Sequence[StoreReplay] = (), workers: int = 1) -> int:
     """Returns how many events the fresh projections applied before the swap."""
     fresh = f"{live_schema}_next"
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -41,11 +50,16 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     if not consumer.lease.acquire():
         raise RuntimeError("another rebuild is running")
     deferred = figures.DEFERRED.set(True)
+    applied_by_shares = 0
     try:
-        if not from_store:
-            _catch_up_with_the_topic(consumer, progress, time.monotonic() + timeout_s)
-        else:
+        if from_store:
             _replay_the_stores(consumer, from_store, progress, timeout_s)
+        else:
+            deadline = time.monotonic() + timeout_s
+            shares = min([workers, *consumer.partition_counts().values()])
+            if shares > 1:
+                applied_by_shares = _catch_up_in_shares(consumer, make_consumer, fresh, shares, progress, deadline)
+            _catch_up_with_the_topic(consumer, progress, deadline, applied_before=applied_by_shares)
     finally:
         figures.DEFERRED.reset(deferred)
         consumer.close()
@@ -72,20 +86,69 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     if live is not None:
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
-    return consumer.applied_total
+    return applied_by_shares + consumer.applied_total
 
 
 def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, int], None] | None,
-                             deadline: float) -> None:
+                             deadline: float, *, applied_before: int = 0) -> None:
     idle_polls = 0
     while idle_polls < 3:
         applied = consumer.poll_once()
         lag = consumer.total_lag()
         if progress is not None:
-            progress(consumer.applied_total, lag)
+            progress(applied_before + consumer.applied_total, lag)
         idle_polls = idle_polls + 1 if applied == 0 and lag == 0 and consumer.lag else 0
         if time.monotonic() > deadline:
             raise TimeoutError("the rebuild did not catch up")
+
+
+def _catch_up_in_shares(consumer: EventConsumer, make_consumer: Callable[[str], EventConsumer], schema: str,
+                        shares: int, progress: Callable[[int, int], None] | None, deadline: float) -> int:
+    """`shares` forked processes, each catching up with its share of the partitions; this one holds the lease
+    meanwhile. Returns how many events they applied."""
+    context = multiprocessing.get_context("fork")
+    applied = [context.Value("q", 0) for _ in range(shares)]
+    behind = [context.Value("q", 0) for _ in range(shares)]
+    processes = [context.Process(target=_catch_up_share, name=f"rebuild-share-{index}",
+                                 args=(make_consumer, schema, index, shares, applied[index], behind[index], deadline))
+                 for index in range(shares)]
+    for process in processes:
+        process.start()
+    try:
+        while any(p.exitcode is None for p in processes):
+            failed = [p.name for p in processes if p.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"the rebuild stopped: {', '.join(failed)} failed (its error is above)")
+            if progress is not None:
+                progress(sum(a.value for a in applied), sum(b.value for b in behind))
+            if not consumer.lease.renew_if_due():
+                raise RuntimeError("the rebuild's lease was lost: another rebuild has taken over")
+            for process in processes:
+                process.join(timeout=0.2 / shares)
+        failed = [p.name for p in processes if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"the rebuild stopped: {', '.join(failed)} failed (its error is above)")
+    finally:
+        for process in processes:
+            if process.exitcode is None:
+                process.terminate()
+                process.join()
+    return sum(a.value for a in applied)
+
+
+def _catch_up_share(make_consumer: Callable[[str], EventConsumer], schema: str, index: int, shares: int,
+                    applied: Synchronized[int], behind: Synchronized[int], deadline: float) -> None:
+    figures.DEFERRED.set(True)
+    consumer = make_consumer(schema)
+    try:
+        consumer.take_share(index, shares)
+
+        def report(done: int, lag: int) -> None:
+            applied.value, behind.value = done, lag
+
+        _catch_up_with_the_topic(consumer, report, deadline)
+    finally:
+        consumer.close()
 
 
 def _replay_the_stores(consumer: EventConsumer, replays: Sequence[StoreReplay],

@@ -62,10 +62,11 @@ def run_reconcile() -> int:
     return 1 if found else 0
 
 
-def run_rebuild(*, from_store: bool = False) -> int:
+def run_rebuild(*, from_store: bool = False, workers: int | None = None) -> int:
     """From the topic, or (`--from-store`) from the registry's event store: REGISTRY_STORE_URL (default the
     gateway's own DATABASE_URL, as in the embedded stack) and REGISTRY_STORE_SCHEMA (default `registry`; a
-    comma-separated list for several registers, as the `national` demo keeps one per province)."""
+    comma-separated list for several registers, as the `national` demo keeps one per province). From the topic,
+    `workers` processes (default: one per core, at most one per partition) apply it side by side."""
     from gateway.rebuild import RebuildProgress, rebuild
     from servicekit.runner import load_settings
 
@@ -89,6 +90,7 @@ def run_rebuild(*, from_store: bool = False) -> int:
                                service="registry", topic=topics.REGISTRY)
                    for schema in os.environ.get("REGISTRY_STORE_SCHEMA", "registry").split(",")]
     applied = rebuild(settings, live_schema=SCHEMA, make_consumer=make_consumer,
-                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress(), from_store=replays)
+                      ddl=[p.ddl for p in PROJECTIONS], progress=RebuildProgress(), from_store=replays,
+                      workers=workers if workers is not None else os.cpu_count() or 1)
     print(f"\nrebuilt from {applied:,} events and swapped in")
     return 0

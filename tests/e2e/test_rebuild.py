@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from servicekit.database import connect
 from servicekit.embedded.system import RunningSystem
 from servicekit.settings import ServiceSettings
@@ -87,6 +89,79 @@ def test_a_rebuild_ends_identical_to_the_live_projections_and_keeps_serving(syst
     assert newcomer in member_ids(admin, cell["id"])
     assert gql(admin, "query($u: ID!) { organizationUnit(id: $u) { code } }", u=ward["id"])["organizationUnit"]
 
+
+
+def test_a_rebuild_in_shares_ends_identical_to_the_live_projections(system: RunningSystem,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two forked processes apply the topic side by side, each its share of the partitions, then one reads what
+    they left with every partition; the statistics are counted once, with their key's index made after."""
+    import gateway.rebuild as rebuilding
+    from gateway import wiring as gateway_wiring
+
+    admin = clients(system)
+    city = establish(admin, "city_committee", None, on="1930-02-03")
+    ward = establish(admin, "commune_committee", city["id"])
+    cells = [establish(admin, "grassroots_cell", ward["id"]) for _ in range(2)]
+    for index in range(8):
+        enrol(admin, cells[index % 2]["id"], f"Phan Văn Số {index}")
+    wait_caught_up(system)
+    before = snapshot(system.database_url)
+    settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
+                               PARTY_DATA_DIR=system.data_dir)
+    by_shares: list[int] = []
+    in_shares = rebuilding._catch_up_in_shares
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        by_shares.append(in_shares(*args, **kwargs))
+        return by_shares[-1]
+
+    monkeypatch.setattr(rebuilding, "_catch_up_in_shares", counted)
+    applied = rebuilding.rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=True),
+                                 ddl=[p.ddl for p in gateway_wiring.PROJECTIONS], workers=2)
+    assert by_shares and by_shares[0] >= len(before["member_facts"]), "the shares applied the history"
+    assert applied >= by_shares[0]
+    after = snapshot(system.database_url)
+    for name in TABLES:
+        assert after[name] == before[name], f"{name} differs after the rebuild in shares"
+    with connect(system.database_url, schema="gateway") as conn:
+        key = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                           " WHERE conname = 'statistics_deltas_pkey'"
+                           " AND conrelid = 'statistics_deltas'::regclass").fetchone()
+    assert key == ("PRIMARY KEY (root_id, grain, period_start, dimension, value)",)
+
+    newcomer = enrol(admin, cells[0]["id"], "Phan Thị Mới")
+    assert newcomer in member_ids(admin, cells[0]["id"])
+
+
+def test_a_share_that_fails_stops_the_rebuild_and_leaves_the_live_projections_alone(system: RunningSystem) -> None:
+    from gateway import wiring as gateway_wiring
+    from gateway.rebuild import rebuild
+
+    admin = clients(system)
+    city = establish(admin, "city_committee", None, on="1930-02-03")
+    cell = establish(admin, "grassroots_cell", establish(admin, "commune_committee", city["id"])["id"])
+    enrol(admin, cell["id"], "Lý Văn Hỏng")
+    wait_caught_up(system)
+    before = snapshot(system.database_url)
+    settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
+                               PARTY_DATA_DIR=system.data_dir)
+    make_projector = projector_for(system, batched=True)
+    made: list[str] = []
+
+    def broken_in_the_shares(schema: str) -> Any:
+        made.append(schema)
+        if len(made) > 1:  # the first is this process's own, which holds the lease; the rest are the shares'
+            raise RuntimeError("a share cannot reach its database")
+        return make_projector(schema)
+
+    with pytest.raises(RuntimeError, match=r"rebuild-share-\d failed"):
+        rebuild(settings, live_schema="gateway", make_consumer=broken_in_the_shares,
+                ddl=[p.ddl for p in gateway_wiring.PROJECTIONS], workers=2, timeout_s=60)
+    assert snapshot(system.database_url) == before
+    # The lease went with the failed rebuild, and its half-built schema with the next one.
+    rebuild(settings, live_schema="gateway", make_consumer=make_projector,
+            ddl=[p.ddl for p in gateway_wiring.PROJECTIONS], workers=2)
+    assert snapshot(system.database_url) == before
 
 
 def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_end(system: RunningSystem) -> None:

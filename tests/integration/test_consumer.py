@@ -85,6 +85,37 @@ def test_a_redelivered_batch_causes_no_second_effect(store: PostgresEventStore, 
     consumer.close()
 
 
+def test_consumers_sharing_the_partitions_each_apply_only_theirs_and_together_everything(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    """What a rebuild in shares relies on (gateway.rebuild): disjoint partitions, and every stream whole in one."""
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(12)]
+    write(store, streams, 3)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    shares = [consumer_for(database_url, schema, topic, bootstrap_servers, name=f"share-{i}") for i in range(2)]
+    for index, consumer in enumerate(shares):
+        consumer.take_share(index, 2)
+    assert shares[0].partition_counts() == {topic: 4}
+    owned = []
+    for consumer in shares:
+        kafka_consumer = consumer._ensure_consumer()
+        assert kafka_consumer is not None
+        owned.append({tp.partition for tp in kafka_consumer.assignment()})
+    assert owned == [{0, 2}, {1, 3}]
+    for consumer in shares:
+        wait_until(lambda c=consumer: c.poll_once() >= 0 and c.total_lag() == 0 and bool(c.lag), timeout_s=30,
+                   interval_s=0, message="a share caught up")
+    applied = [consumer.applied_total for consumer in shares]
+    assert all(n > 0 for n in applied) and sum(applied) == 36
+    by_stream: dict[str, list[int]] = {}
+    for stream, version in effects(database_url, schema):
+        by_stream.setdefault(stream, []).append(version)
+    assert len(by_stream) == len(streams) and all(v == [1, 2, 3] for v in by_stream.values())
+    with pytest.raises(ValueError):
+        shares[0].take_share(2, 2)
+    for consumer in shares:
+        consumer.close()
+
+
 def test_a_kafka_client_that_stops_fetching_while_records_wait_is_made_again(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -197,9 +197,9 @@ SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN day - date_part('doy', day):
   CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('d'::"char"), ('b'::"char")) AS g(grain)
  WHERE g.grain <> 'b' OR day < b.boundary
  GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0
- ORDER BY 1, 2, 3, 4, 5
 """
-_MERGE = _SUMS + """ON CONFLICT (root_id, grain, period_start, dimension, value)
+_IN_KEY_ORDER = " ORDER BY 1, 2, 3, 4, 5\n"
+_MERGE = _SUMS + _IN_KEY_ORDER + """ON CONFLICT (root_id, grain, period_start, dimension, value)
 DO UPDATE SET delta = statistics_deltas.delta + EXCLUDED.delta
 """
 
@@ -317,14 +317,32 @@ def expand(conn: psycopg.Connection, collected: int) -> int:
     return changes
 
 
-def settle(conn: psycopg.Connection, changes: int, *, into_empty: bool = False) -> None:
+# A recount sums every change of the register in one statement: in memory rather than in spilled sorts
+# (measured at `small`: 3.9 s with 64 MB, 3.3 s with 256 MB).
+_RECOUNT_WORK_MEM = "256MB"
+
+
+def settle(conn: psycopg.Connection, changes: int, *, into_empty: bool = False, private: bool = False) -> None:
     """Adds the expanded `changes` to the running sums (`into_empty`: there are none yet, so no row can collide,
-    and the rows go in without an upsert's look-up each)."""
+    and the rows go in without an upsert's look-up each). `private`: nobody else reads the table (a rebuild's
+    fresh schema), so its key's index is made once the rows are in, which costs less than keeping it row by row
+    (at `small`: 2.5 s against 3.3 s for the statement and its index)."""
     if changes == 0:
         return
     _keep_boundary_current(conn)
     _analyze_if_many(conn, changes, "figures_changes")
-    conn.execute(_SUMS if into_empty else _MERGE)
+    if not into_empty:
+        conn.execute(_MERGE)
+    elif not private:
+        conn.execute(f"SET LOCAL work_mem = '{_RECOUNT_WORK_MEM}'")
+        conn.execute(_SUMS + _IN_KEY_ORDER)
+    else:
+        conn.execute(f"SET LOCAL work_mem = '{_RECOUNT_WORK_MEM}'")
+        conn.execute(f"SET LOCAL maintenance_work_mem = '{_RECOUNT_WORK_MEM}'")
+        conn.execute("ALTER TABLE statistics_deltas DROP CONSTRAINT statistics_deltas_pkey")
+        conn.execute(_SUMS)
+        conn.execute("ALTER TABLE statistics_deltas ADD CONSTRAINT statistics_deltas_pkey"
+                     " PRIMARY KEY (root_id, grain, period_start, dimension, value)")
     empty_work_tables(conn, "figures_changes")
 
 
@@ -434,7 +452,8 @@ def units_changed(conn: psycopg.Connection, unit_ids: list[str], rewrite_version
 
 def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS) -> None:
     """The ancestry and the running sums counted afresh from the current rows, as a rebuild does once it has
-    applied the history with DEFERRED set: the tables the incremental upkeep leaves, in a few statements."""
+    applied the history with DEFERRED set: the tables the incremental upkeep leaves, in a few statements. The
+    schema is the rebuild's own until the swap (see `settle`)."""
     _stage(conn)
     conn.execute("DELETE FROM unit_ancestry")
     units = [r[0] for r in conn.execute("SELECT DISTINCT unit_id::text FROM unit_versions").fetchall()]
@@ -443,13 +462,14 @@ def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS)
         conn.execute("INSERT INTO unit_ancestry SELECT * FROM figures_ancestry")
         conn.execute("ANALYZE unit_ancestry")
         empty_work_tables(conn, "figures_ancestry")
-    recount_sums(conn, members_at_once=members_at_once, units=units)
+    recount_sums(conn, members_at_once=members_at_once, units=units, private=True)
 
 
 def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS,
-                 units: list[str] | None = None) -> None:
+                 units: list[str] | None = None, private: bool = False) -> None:
     """The running sums counted afresh from the current rows through the current ancestry (after SUMS_DEFERRED or
-    DEFERRED), and the statistics no longer pending. `units`: every unit with versions, when the caller has them."""
+    DEFERRED), and the statistics no longer pending. `units`: every unit with versions, when the caller has them;
+    `private`: as for `settle`."""
     _stage(conn)
     conn.execute("DELETE FROM statistics_deltas")
     if units is None:
@@ -458,7 +478,7 @@ def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEM
     members = [r[0] for r in conn.execute("SELECT member_id::text FROM members ORDER BY member_id").fetchall()]
     for start in range(0, len(members), members_at_once):
         changes += expand(conn, collect_members(conn, members[start:start + members_at_once], 1))
-    settle(conn, changes, into_empty=True)
+    settle(conn, changes, into_empty=True, private=private)
     conn.execute("DELETE FROM statistics_pending")
 
 
