@@ -22,12 +22,16 @@ log = logging.getLogger("servicekit.pgstore")
 _EVENT_COLUMNS = "stream_id, version, event_id, event_type, schema_version, data, metadata, position, recorded_at"
 
 
-def commit_order_page(columns: str) -> str:
+def commit_order_page(columns: str, *, of_a_share: bool = False) -> str:
     """A page of events in commit order after a (xid, position) checkpoint, below the oldest running transaction
-    (parameters: xid, position, limit). One query for every reader of the global log (`read_all`, the replay)."""
+    (parameters: xid, position, limit). One query for every reader of the global log (`read_all`, the replay).
+    `of_a_share`: only the streams of one share of them (two more parameters before the limit: how many shares,
+    which one), by a hash of the stream's id: every stream whole in one share."""
+    share = " AND mod(hashtext(stream_id)::bigint + 2147483648, %s) = %s" if of_a_share else ""
     return (
         f"SELECT {columns} FROM events"
         " WHERE (xid, position) > (%s::text::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot())"
+        f"{share}"
         # The table's columns, qualified: a bare `xid` would name an output column `xid` (a reader's bigint cast),
         # which no index has, and every page would sort the whole store.
         " ORDER BY events.xid, events.position LIMIT %s"

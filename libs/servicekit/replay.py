@@ -23,8 +23,10 @@ from servicekit.database import connect
 from servicekit.pgstore import commit_order_page
 from servicekit.relay import envelope_of
 
-_PAGE = commit_order_page("xid::text::bigint, position, stream_id, version, event_id, event_type, schema_version,"
-                          " data::text, metadata, recorded_at")
+_COLUMNS = ("xid::text::bigint, position, stream_id, version, event_id, event_type, schema_version, data::text,"
+            " metadata, recorded_at")
+_PAGE = commit_order_page(_COLUMNS)
+_PAGE_OF_A_SHARE = commit_order_page(_COLUMNS, of_a_share=True)
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,22 @@ class StoreReplay:
             row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
         return int(row[0]) if row else 0
 
-    def pages(self, *, until: int = 0, wait_s: float = 0.2, timeout_s: float = 600) -> Iterator[list[ReplayedRecord]]:
+    def pages(self, *, until: int = 0, wait_s: float = 0.2, timeout_s: float = 600,
+              share: tuple[int, int] | None = None) -> Iterator[list[ReplayedRecord]]:
         """Pages of records in store order, until a page comes back empty with every transaction older than
-        `until` finished."""
+        `until` finished. `share` (index, count): only the streams of that share (each stream whole in one), for
+        processes replaying one store side by side."""
+        if share is not None and not 0 <= share[0] < share[1]:
+            raise ValueError(f"share {share[0]} of {share[1]}")
         xid, position = 0, 0
         with connect(self.database_url, schema=self.schema, autocommit=True) as conn:
             waited_since: float | None = None
             while True:
-                rows = conn.execute(_PAGE, (str(xid), position, self.page_size)).fetchall()
+                if share is None:
+                    rows = conn.execute(_PAGE, (str(xid), position, self.page_size)).fetchall()
+                else:
+                    rows = conn.execute(_PAGE_OF_A_SHARE,
+                                        (str(xid), position, share[1], share[0], self.page_size)).fetchall()
                 if rows:
                     waited_since = None
                     xid, position = rows[-1][0], rows[-1][1]

@@ -1,15 +1,16 @@
-"""`python -m gateway rebuild [--from-store]`: build fresh projections side by side, then swap them in.
+"""`python -m gateway rebuild [--from-store] [--workers N]`: build fresh projections side by side, then swap them in.
 
 From the topic (the default), the fresh projections read every partition from offset zero. From the store (the
 broker-loss path: the broker lost its log, or cannot hold it), they read the registry's event store instead
 (servicekit.replay), after noting where each partition ends; that becomes their resume hint.
 
-From the topic, several processes may apply it side by side (`workers`), each owning a share of the partitions:
-with the statistics and counts deferred, a projection's rows belong to one stream, and a stream's events to one
-partition, so the shares touch disjoint rows. Python's decoding and the projections' own work, not PostgreSQL, bound
-a single process (measured at `small`: 10 s of the process's CPU against 5 s of PostgreSQL's in a 15 s catch-up).
-One process then reads what the shares left, with every partition, before counting: what arrived meanwhile and
-whatever waits to be retried.
+Several processes may apply the history side by side (`workers`), each owning a share of it: from the topic, a share
+of the partitions; from the stores, a share of the streams (servicekit.replay). With the statistics and counts
+deferred, a projection's rows belong to one stream, and a stream's events are all in one partition (and one
+share of a store), so the shares touch disjoint rows. Python's decoding and the projections' own work, not
+PostgreSQL, bound a single process (measured at `small`: 10 s of the process's CPU against 5 s of PostgreSQL's in a
+15 s catch-up). From the topic, one process then reads what the shares left, with every partition, before
+counting: what arrived meanwhile and whatever waits to be retried.
 
 The fresh projections leave the statistics' ancestry, running sums and per-unit counts alone while they apply the
 history, and count them once before the swap (gateway.projections.count_deferred).
@@ -51,14 +52,20 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
         raise RuntimeError("another rebuild is running")
     deferred = figures.DEFERRED.set(True)
     applied_by_shares = 0
+    deadline = time.monotonic() + timeout_s
     try:
         if from_store:
-            _replay_the_stores(consumer, from_store, progress, timeout_s)
+            shares = max(1, workers)
+            catch_up = _replaying_the_stores(consumer, from_store, deadline)
         else:
-            deadline = time.monotonic() + timeout_s
             shares = min([workers, *consumer.partition_counts().values()])
-            if shares > 1:
-                applied_by_shares = _catch_up_in_shares(consumer, make_consumer, fresh, shares, progress, deadline)
+            catch_up = _catching_up_with_the_topic(deadline)
+        if shares > 1:
+            applied_by_shares = _in_shares(consumer, make_consumer, fresh, shares, catch_up, progress, deadline)
+        else:
+            catch_up(consumer, progress, None)
+        if not from_store:
+            # What the shares left, with every partition: what arrived meanwhile, what waits to be retried.
             _catch_up_with_the_topic(consumer, progress, deadline, applied_before=applied_by_shares)
     finally:
         figures.DEFERRED.reset(deferred)
@@ -102,15 +109,50 @@ def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, i
             raise TimeoutError("the rebuild did not catch up")
 
 
-def _catch_up_in_shares(consumer: EventConsumer, make_consumer: Callable[[str], EventConsumer], schema: str,
-                        shares: int, progress: Callable[[int, int], None] | None, deadline: float) -> int:
-    """`shares` forked processes, each catching up with its share of the partitions; this one holds the lease
-    meanwhile. Returns how many events they applied."""
+Progress = Callable[[int, int], None]
+CatchUp = Callable[[EventConsumer, Progress | None, tuple[int, int] | None], None]
+"""Applies the history, or a share (index, count) of it, to a consumer's schema, reporting (applied, behind)."""
+
+
+def _catching_up_with_the_topic(deadline: float) -> CatchUp:
+    def catch_up(consumer: EventConsumer, progress: Progress | None, share: tuple[int, int] | None) -> None:
+        if share is not None:
+            consumer.take_share(*share)
+        _catch_up_with_the_topic(consumer, progress, deadline)
+
+    return catch_up
+
+
+def _replaying_the_stores(consumer: EventConsumer, replays: Sequence[StoreReplay], deadline: float) -> CatchUp:
+    # The topic's ends first, then each store's mark: whatever was published before the ends committed before
+    # the marks, so the replays hold it and the live projector may resume at the ends.
+    consumer.resume_at_topic_ends()
+    marks = [replay.mark() for replay in replays]
+    newest = [replay.newest_position() for replay in replays]
+
+    def catch_up(consumer: EventConsumer, progress: Progress | None, share: tuple[int, int] | None) -> None:
+        shares = share[1] if share is not None else 1
+        for index, (replay, until) in enumerate(zip(replays, marks, strict=True)):
+            for page in replay.pages(until=until, timeout_s=max(1.0, deadline - time.monotonic()), share=share):
+                consumer.apply_replayed(page)
+                if progress is not None:
+                    # A share reads about its part of what is left.
+                    left = max(0, newest[index] - replay.last_position) + sum(newest[index + 1:])
+                    progress(consumer.applied_total, left // shares)
+
+    return catch_up
+
+
+def _in_shares(consumer: EventConsumer, make_consumer: Callable[[str], EventConsumer], schema: str, shares: int,
+               catch_up: CatchUp, progress: Progress | None, deadline: float) -> int:
+    """`shares` forked processes, each applying its share of the history; this one holds the lease meanwhile.
+    Returns how many events they applied."""
     context = multiprocessing.get_context("fork")
     applied = [context.Value("q", 0) for _ in range(shares)]
     behind = [context.Value("q", 0) for _ in range(shares)]
-    processes = [context.Process(target=_catch_up_share, name=f"rebuild-share-{index}",
-                                 args=(make_consumer, schema, index, shares, applied[index], behind[index], deadline))
+    processes = [context.Process(target=_share, name=f"rebuild-share-{index}",
+                                 args=(make_consumer, schema, catch_up, (index, shares), applied[index],
+                                       behind[index]))
                  for index in range(shares)]
     for process in processes:
         process.start()
@@ -119,6 +161,8 @@ def _catch_up_in_shares(consumer: EventConsumer, make_consumer: Callable[[str], 
             failed = [p.name for p in processes if p.exitcode not in (None, 0)]
             if failed:
                 raise RuntimeError(f"the rebuild stopped: {', '.join(failed)} failed (its error is above)")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the rebuild did not catch up")
             if progress is not None:
                 progress(sum(a.value for a in applied), sum(b.value for b in behind))
             if not consumer.lease.renew_if_due():
@@ -136,33 +180,17 @@ def _catch_up_in_shares(consumer: EventConsumer, make_consumer: Callable[[str], 
     return sum(a.value for a in applied)
 
 
-def _catch_up_share(make_consumer: Callable[[str], EventConsumer], schema: str, index: int, shares: int,
-                    applied: Synchronized[int], behind: Synchronized[int], deadline: float) -> None:
+def _share(make_consumer: Callable[[str], EventConsumer], schema: str, catch_up: CatchUp, share: tuple[int, int],
+           applied: Synchronized[int], behind: Synchronized[int]) -> None:
     figures.DEFERRED.set(True)
     consumer = make_consumer(schema)
     try:
-        consumer.take_share(index, shares)
-
         def report(done: int, lag: int) -> None:
             applied.value, behind.value = done, lag
 
-        _catch_up_with_the_topic(consumer, report, deadline)
+        catch_up(consumer, report, share)
     finally:
         consumer.close()
-
-
-def _replay_the_stores(consumer: EventConsumer, replays: Sequence[StoreReplay],
-                       progress: Callable[[int, int], None] | None, timeout_s: float) -> None:
-    # The topic's ends first, then each store's mark: whatever was published before the ends committed before
-    # the marks, so the replays hold it and the live projector may resume at the ends.
-    consumer.resume_at_topic_ends()
-    marks = [replay.mark() for replay in replays]
-    newest = [replay.newest_position() for replay in replays]
-    for index, (replay, until) in enumerate(zip(replays, marks, strict=True)):
-        for page in replay.pages(until=until, timeout_s=timeout_s):
-            consumer.apply_replayed(page)
-            if progress is not None:
-                progress(consumer.applied_total, max(0, newest[index] - replay.last_position) + sum(newest[index + 1:]))
 
 
 class RebuildProgress:

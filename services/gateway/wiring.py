@@ -65,8 +65,9 @@ def run_reconcile() -> int:
 def run_rebuild(*, from_store: bool = False, workers: int | None = None) -> int:
     """From the topic, or (`--from-store`) from the registry's event store: REGISTRY_STORE_URL (default the
     gateway's own DATABASE_URL, as in the embedded stack) and REGISTRY_STORE_SCHEMA (default `registry`; a
-    comma-separated list for several registers, as the `national` demo keeps one per province). From the topic,
-    `workers` processes (default: one per core, at most one per partition) apply it side by side."""
+    comma-separated list for several registers, as the `national` demo keeps one per province). `workers` processes
+    (default: one per core) apply it side by side: from the topic, each a share of the partitions (at most one
+    per partition); from the stores, each a share of the streams."""
     from gateway.rebuild import RebuildProgress, rebuild
     from servicekit.runner import load_settings
 

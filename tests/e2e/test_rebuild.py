@@ -109,13 +109,13 @@ def test_a_rebuild_in_shares_ends_identical_to_the_live_projections(system: Runn
     settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
                                PARTY_DATA_DIR=system.data_dir)
     by_shares: list[int] = []
-    in_shares = rebuilding._catch_up_in_shares
+    in_shares = rebuilding._in_shares
 
     def counted(*args: Any, **kwargs: Any) -> int:
         by_shares.append(in_shares(*args, **kwargs))
         return by_shares[-1]
 
-    monkeypatch.setattr(rebuilding, "_catch_up_in_shares", counted)
+    monkeypatch.setattr(rebuilding, "_in_shares", counted)
     applied = rebuilding.rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=True),
                                  ddl=[p.ddl for p in gateway_wiring.PROJECTIONS], workers=2)
     assert by_shares and by_shares[0] >= len(before["member_facts"]), "the shares applied the history"
@@ -191,6 +191,13 @@ def test_a_rebuild_from_the_store_ends_identical_and_resumes_the_topic_at_its_en
     after = snapshot(system.database_url)
     for name in TABLES:
         assert after[name] == before[name], f"{name} differs after the rebuild from the store"
+    # Again in two shares of the streams, each process reading the store for its own.
+    in_shares = rebuild(settings, live_schema="gateway", make_consumer=projector_for(system, batched=True),
+                        ddl=[p.ddl for p in gateway_wiring.PROJECTIONS], from_store=[replay], workers=2)
+    assert in_shares == applied and replay.read == applied, "the shares applied it all, this process none of it"
+    after = snapshot(system.database_url)
+    for name in TABLES:
+        assert after[name] == before[name], f"{name} differs after the rebuild from the store in shares"
     with connect(system.database_url, schema="gateway") as conn:
         hints = conn.execute("SELECT count(*), sum(next_offset) FROM consumer_offsets WHERE consumer = %s AND"
                              " topic = %s", (gateway_wiring.PROJECTOR, topics.REGISTRY)).fetchone()

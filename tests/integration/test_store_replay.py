@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pytest
+
 from servicekit.database import connect
 from servicekit.pgstore import PostgresEventStore
 from servicekit.replay import ReplayedRecord, StoreReplay
@@ -105,3 +107,24 @@ def test_a_page_of_the_store_is_read_in_index_order_without_sorting_the_table(st
         for query in (replay_module._PAGE, READ_ALL):
             plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {query}", ("0", 0, 100)).fetchall())
             assert "Sort" not in plan and "events_by_commit_order" in plan, plan
+
+
+def test_shares_of_a_replay_hold_every_stream_whole_and_together_every_event(store: PostgresEventStore,
+                                                                            database_url: str, schema: str,
+                                                                            topic: str) -> None:
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(16)]
+    write(store, streams, 3)
+    whole = replay_of(database_url, schema, topic)
+    everything = [(r.offset, r.key) for page in whole.pages(until=whole.mark()) for r in page]
+    by_share: list[list[tuple[int, bytes]]] = []
+    for index in range(3):
+        share = replay_of(database_url, schema, topic)
+        by_share.append([(r.offset, r.key) for page in share.pages(until=share.mark(), share=(index, 3)) for r in page])
+    assert all(by_share), "each share holds some streams"
+    assert sorted(r for records in by_share for r in records) == sorted(everything) and len(everything) == 48
+    keys = [{key for _, key in records} for records in by_share]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2]), "a stream is in one share only"
+    for records in by_share:
+        assert [offset for offset, _ in records] == sorted(offset for offset, _ in records), "in store order"
+    with pytest.raises(ValueError):
+        next(whole.pages(share=(3, 3)))
