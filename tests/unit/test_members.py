@@ -1036,3 +1036,12 @@ def test_a_members_history_folds_into_the_current_state() -> None:
 def test_an_unknown_event_leaves_the_member_as_it_was() -> None:
     assert members.evolve(OFFICIAL, contract.OrganizationUnitRenamed(
         unit_id="cell-1", name="x", previous_name="y", effective_on=TODAY)) == OFFICIAL
+
+
+def test_the_fold_changes_a_member_as_replace_would_and_refuses_an_unknown_field() -> None:
+    changed = members.evolve(OFFICIAL, contract.MemberExempted(member_id="m-1", effective_on=TODAY, reason="sick",
+                                                               decision_ref="QĐ 1"))
+    assert changed == replace(OFFICIAL, exempted=True) and type(changed) is members.Member
+    assert OFFICIAL.exempted is False, "the state it came from is left as it was"
+    with pytest.raises(TypeError, match="no field colour"):
+        members._changed(OFFICIAL, colour="red")
