@@ -217,10 +217,32 @@ class EventConsumer:
             self._restart_if_stalled()
             return 0
         self._records_at = time.monotonic()
-        applied = self._apply(records)
+        try:
+            applied = self._apply(records)
+        except BaseException:
+            self._read_again(consumer, records)
+            raise
         self._measure_lag(consumer)
         self._fit_fetch_wait(consumer)
         return len(applied)
+
+    def _read_again(self, consumer: KafkaConsumer, records: list[Any]) -> None:
+        """The batch's transaction did not commit (the database went away in the middle of it, say), or whether it
+        did is unknown: its records are read again from the first of each partition, and the per-stream versions
+        drop whatever did commit. Without this, the Kafka client's position stayed past them: a partition that got
+        no new record (whose first offset would have shown stored progress behind) kept them unapplied, for good
+        in a quiet system (seen after a PostgreSQL restart: 13 records of one partition)."""
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first[key] = min(first.get(key, record.offset), record.offset)
+        try:
+            for (topic, partition), offset in first.items():
+                consumer.seek(TopicPartition(topic, partition), offset)
+        except Exception:
+            log.warning("could not seek back over an unapplied batch; the Kafka consumer is made again",
+                        exc_info=True)
+            self._close_kafka()
 
     behind_from_records = 200
     catch_up_fetch_wait_ms = 500

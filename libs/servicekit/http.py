@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -71,7 +72,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations of the problem documents an operation can answer with."""
     descriptions = {400: "Malformed request", 401: "No valid bearer token", 403: "Outside the caller's role or scope",
                     404: "Not found", 409: "Conflicts with the current state", 412: "If-Match version is stale",
-                    422: "Invalid input or refused by a rule", 503: "Not ready"}
+                    422: "Invalid input or refused by a rule",
+                    503: "Not ready, or the database is unavailable (retry after `Retry-After` seconds)"}
     return {
         s: {"model": Problem, "description": descriptions.get(s, "Problem"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -172,7 +174,9 @@ class RequestGate:
 def create_app(parts: AppParts) -> FastAPI:
     # HTTP metrics only when they are exported: recorded for nobody, they cost ~0.05 ms a request.
     app = FastAPI(title=parts.title, version=parts.version, description=parts.description,
-                  telemetry={"operation_spans": False, "logs": False, "metrics": exporting()})
+                  telemetry={"operation_spans": False, "logs": False, "metrics": exporting()},
+                  # Any operation may meet a database that went away (see database_unavailable below).
+                  responses=problem_responses(503))
     app.state.verifier = parts.verifier
     app.add_middleware(RequestGate, verifier=parts.verifier, allow_anonymous=parts.allow_anonymous,
                        mounts=parts.mounts)
@@ -218,6 +222,13 @@ def create_app(parts: AppParts) -> FastAPI:
     async def conflict(request: Request, exc: ConcurrencyError) -> JSONResponse:
         return problem_response(409, "concurrent-modification", "Changed by another command; retry",
                                 detail=str(exc), instance=request.url.path)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        # A restart or failover: the pool drops each broken connection after the request that found it, so a
+        # retry finds a working one (commands carry an Idempotency-Key, so a retry never applies one twice).
+        return problem_response(503, "database-unavailable", "The database is unavailable; retry",
+                                instance=request.url.path, headers={"Retry-After": "1"})
 
     @app.exception_handler(UniquenessViolation)
     async def duplicate(request: Request, exc: UniquenessViolation) -> JSONResponse:

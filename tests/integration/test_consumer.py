@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -114,6 +115,35 @@ def test_consumers_sharing_the_partitions_each_apply_only_theirs_and_together_ev
         shares[0].take_share(2, 2)
     for consumer in shares:
         consumer.close()
+
+
+def test_a_batch_cut_off_by_a_lost_database_connection_is_applied_once_the_database_is_back(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    """No record arrives after the failure: nothing but the consumer itself can bring the lost batch back."""
+    streams = [f"unit-{uuid.uuid4()}" for _ in range(6)]
+    write(store, streams, 2)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    cut: list[int] = []
+
+    def cut_off_once(conn: psycopg.Connection, e: ConsumedEvent) -> None:
+        if not cut:
+            cut.append(e.version)
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as a PostgreSQL restart does
+        record_effect(conn, e)
+
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="cut-off", handler=cut_off_once)
+    stop = threading.Event()
+    worker = threading.Thread(target=consumer.run, args=(stop,))
+    worker.start()
+    try:
+        wait_until(lambda: len(effects(database_url, schema)) == 12, timeout_s=30,
+                   message="every event applied after the connection came back")
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert cut, "the connection was cut in the middle of a batch"
+    assert effects(database_url, schema) == sorted((f"registry/{s.split('-', 1)[1]}", v) for s in streams
+                                                   for v in (1, 2))
 
 
 def test_a_kafka_client_that_stops_fetching_while_records_wait_is_made_again(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -43,6 +44,19 @@ class Query(UnitQueries, MemberQueries, StatisticsQueries, ListQueries):
         return await load_member(info, parsed)
 
 
+class MaskInternalErrors(MaskErrors):
+    """Internal errors leave as "Internal error", except a database that went away (a restart, a failover): that
+    one a client should retry, so it says so, with its own code and without the driver's details. The API's pool
+    drops each broken connection after the request that found it."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if isinstance(error.original_error, psycopg.OperationalError):
+            return GraphQLError("The database is unavailable; retry", nodes=error.nodes, source=error.source,
+                                positions=error.positions, path=error.path,
+                                extensions={"code": "DATABASE_UNAVAILABLE"})
+        return super().anonymise_error(error)
+
+
 def _internal(error: GraphQLError) -> bool:
     """Mask everything that is not one of our coded errors (no stack traces or SQL in answers)."""
     original = error.original_error
@@ -53,7 +67,7 @@ LIMITS: list[Any] = [
     QueryDepthLimiter(max_depth=MAX_DEPTH),
     MaxAliasesLimiter(max_alias_count=30),
     MaxTokensLimiter(max_token_count=2000),
-    MaskErrors(should_mask_error=_internal, error_message="Internal error"),
+    MaskInternalErrors(should_mask_error=_internal, error_message="Internal error"),
     # Front ends send the same few documents again and again: parse and validate each once (bounded, so many
     # distinct documents cannot grow the memory).
     ParserCache(maxsize=512),
