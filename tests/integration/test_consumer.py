@@ -67,11 +67,18 @@ def write(store: PostgresEventStore, streams: list[str], versions: int) -> None:
             store.append(stream_id=stream, expected_version=version - 1, events=[event(version)], metadata=metadata())
 
 
+def published(store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap: str, *, streams: int,
+              versions: int) -> list[str]:
+    """`streams` new streams of `versions` events each, in the store and on the topic; returns their ids."""
+    ids = [f"unit-{uuid.uuid4()}" for _ in range(streams)]
+    write(store, ids, versions)
+    publish_all(database_url, schema, topic, bootstrap)
+    return ids
+
+
 def test_a_redelivered_batch_causes_no_second_effect(store: PostgresEventStore, database_url: str, schema: str,
                                                      topic: str, bootstrap_servers: str) -> None:
-    streams = [f"unit-{uuid.uuid4()}" for _ in range(5)]
-    write(store, streams, 4)
-    publish_all(database_url, schema, topic, bootstrap_servers)
+    published(store, database_url, schema, topic, bootstrap_servers, streams=5, versions=4)
     consumer = consumer_for(database_url, schema, topic, bootstrap_servers)
     drain(consumer, until_applied=20)
     before = effects(database_url, schema)
@@ -89,9 +96,7 @@ def test_a_redelivered_batch_causes_no_second_effect(store: PostgresEventStore, 
 def test_consumers_sharing_the_partitions_each_apply_only_theirs_and_together_everything(
         store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
     """What a rebuild in shares relies on (gateway.rebuild): disjoint partitions, and every stream whole in one."""
-    streams = [f"unit-{uuid.uuid4()}" for _ in range(12)]
-    write(store, streams, 3)
-    publish_all(database_url, schema, topic, bootstrap_servers)
+    streams = published(store, database_url, schema, topic, bootstrap_servers, streams=12, versions=3)
     shares = [consumer_for(database_url, schema, topic, bootstrap_servers, name=f"share-{i}") for i in range(2)]
     for index, consumer in enumerate(shares):
         consumer.take_share(index, 2)
@@ -120,9 +125,7 @@ def test_consumers_sharing_the_partitions_each_apply_only_theirs_and_together_ev
 def test_a_batch_cut_off_by_a_lost_database_connection_is_applied_once_the_database_is_back(
         store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
     """No record arrives after the failure: nothing but the consumer itself can bring the lost batch back."""
-    streams = [f"unit-{uuid.uuid4()}" for _ in range(6)]
-    write(store, streams, 2)
-    publish_all(database_url, schema, topic, bootstrap_servers)
+    streams = published(store, database_url, schema, topic, bootstrap_servers, streams=6, versions=2)
     cut: list[int] = []
 
     def cut_off_once(conn: psycopg.Connection, e: ConsumedEvent) -> None:
@@ -150,9 +153,7 @@ def test_a_kafka_client_that_stops_fetching_while_records_wait_is_made_again(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    streams = [f"unit-{uuid.uuid4()}" for _ in range(4)]
-    write(store, streams, 2)
-    publish_all(database_url, schema, topic, bootstrap_servers)
+    published(store, database_url, schema, topic, bootstrap_servers, streams=4, versions=2)
     consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="stalls")
     consumer.stall_after_s = 1.0
     consumer.lag_interval_s = 0.05
@@ -242,9 +243,7 @@ def test_a_crash_between_effect_and_progress_causes_no_second_effect(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    streams = [f"unit-{uuid.uuid4()}" for _ in range(3)]
-    write(store, streams, 3)
-    publish_all(database_url, schema, topic, bootstrap_servers)
+    published(store, database_url, schema, topic, bootstrap_servers, streams=3, versions=3)
     crashing = consumer_for(database_url, schema, topic, bootstrap_servers, name="crashy")
 
     class Crash(BaseException):
