@@ -125,6 +125,15 @@ class ReplayedRecordAt:
     offset: int
 
 
+def _first_offsets(records: Sequence[Any]) -> dict[tuple[str, int], int]:
+    """The first offset of each (topic, partition) among a batch's records."""
+    first: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        first[key] = min(first.get(key, record.offset), record.offset)
+    return first
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -232,12 +241,8 @@ class EventConsumer:
         drop whatever did commit. Without this, the Kafka client's position stayed past them: a partition that got
         no new record (whose first offset would have shown stored progress behind) kept them unapplied, for good
         in a quiet system (seen after a PostgreSQL restart: 13 records of one partition)."""
-        first: dict[tuple[str, int], int] = {}
-        for record in records:
-            key = (record.topic, record.partition)
-            first[key] = min(first.get(key, record.offset), record.offset)
         try:
-            for (topic, partition), offset in first.items():
+            for (topic, partition), offset in _first_offsets(records).items():
                 consumer.seek(TopicPartition(topic, partition), offset)
         except Exception:
             log.warning("could not seek back over an unapplied batch; the Kafka consumer is made again",
@@ -340,10 +345,7 @@ class EventConsumer:
     def _check_position(self, records: list[Any]) -> None:
         """Stored progress behind what we are about to apply means someone else wrote this consumer's tables
         (a rebuilt projection was swapped in): go back to the stored position instead of skipping events."""
-        first: dict[tuple[str, int], int] = {}
-        for record in records:
-            key = (record.topic, record.partition)
-            first[key] = min(first.get(key, record.offset), record.offset)
+        first = _first_offsets(records)
         stored = self._conn.execute(
             "SELECT topic, partition, topic_id, next_offset FROM consumer_offsets WHERE consumer = %s FOR UPDATE",
             (self.settings.name,)).fetchall()

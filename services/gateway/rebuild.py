@@ -38,9 +38,14 @@ from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.replay import StoreReplay
 from servicekit.settings import ServiceSettings
 
+Progress = Callable[[int, int], None]
+"""Told (applied, behind) as a rebuild goes."""
+CatchUp = Callable[[EventConsumer, Progress | None, tuple[int, int] | None], None]
+"""Applies the history, or a share (index, count) of it, to a consumer's schema."""
+
 
 def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Callable[[str], EventConsumer],
-            ddl: list[str], progress: Callable[[int, int], None] | None = None, timeout_s: float = 3600,
+            ddl: list[str], progress: Progress | None = None, timeout_s: float = 3600,
             from_store: Sequence[StoreReplay] = (), workers: int = 1) -> int:
     """Returns how many events the fresh projections applied before the swap."""
     fresh = f"{live_schema}_next"
@@ -96,8 +101,8 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     return applied_by_shares + consumer.applied_total
 
 
-def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, int], None] | None,
-                             deadline: float, *, applied_before: int = 0) -> None:
+def _catch_up_with_the_topic(consumer: EventConsumer, progress: Progress | None, deadline: float, *,
+                             applied_before: int = 0) -> None:
     idle_polls = 0
     while idle_polls < 3:
         applied = consumer.poll_once()
@@ -107,11 +112,6 @@ def _catch_up_with_the_topic(consumer: EventConsumer, progress: Callable[[int, i
         idle_polls = idle_polls + 1 if applied == 0 and lag == 0 and consumer.lag else 0
         if time.monotonic() > deadline:
             raise TimeoutError("the rebuild did not catch up")
-
-
-Progress = Callable[[int, int], None]
-CatchUp = Callable[[EventConsumer, Progress | None, tuple[int, int] | None], None]
-"""Applies the history, or a share (index, count) of it, to a consumer's schema, reporting (applied, behind)."""
 
 
 def _catching_up_with_the_topic(deadline: float) -> CatchUp:
@@ -158,9 +158,7 @@ def _in_shares(consumer: EventConsumer, make_consumer: Callable[[str], EventCons
         process.start()
     try:
         while any(p.exitcode is None for p in processes):
-            failed = [p.name for p in processes if p.exitcode not in (None, 0)]
-            if failed:
-                raise RuntimeError(f"the rebuild stopped: {', '.join(failed)} failed (its error is above)")
+            _stop_if_one_failed(processes)
             if time.monotonic() > deadline:
                 raise TimeoutError("the rebuild did not catch up")
             if progress is not None:
@@ -169,15 +167,19 @@ def _in_shares(consumer: EventConsumer, make_consumer: Callable[[str], EventCons
                 raise RuntimeError("the rebuild's lease was lost: another rebuild has taken over")
             for process in processes:
                 process.join(timeout=0.2 / shares)
-        failed = [p.name for p in processes if p.exitcode != 0]
-        if failed:
-            raise RuntimeError(f"the rebuild stopped: {', '.join(failed)} failed (its error is above)")
+        _stop_if_one_failed(processes)
     finally:
         for process in processes:
             if process.exitcode is None:
                 process.terminate()
                 process.join()
     return sum(a.value for a in applied)
+
+
+def _stop_if_one_failed(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    failed = [p.name for p in processes if p.exitcode not in (None, 0)]
+    if failed:
+        raise RuntimeError(f"the rebuild stopped: {', '.join(failed)} failed (its error is above)")
 
 
 def _share(make_consumer: Callable[[str], EventConsumer], schema: str, catch_up: CatchUp, share: tuple[int, int],
