@@ -57,6 +57,17 @@ def enrol(client: Client, unit_id: str, name: str = "Nguyễn Văn An", since: s
     return str(result["id"])
 
 
+def a_ward_of_cells(client: Client, *, cells: int, members: int, name: str
+                    ) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """A city, a ward under it, `cells` cells under the ward and `members` members enrolled in turn into them."""
+    city = establish(client, "city_committee", None, on="1930-02-03")
+    ward = establish(client, "commune_committee", city["id"])
+    made = [establish(client, "grassroots_cell", ward["id"]) for _ in range(cells)]
+    for index in range(members):
+        enrol(client, made[index % cells]["id"], f"{name} {index}")
+    return ward, made
+
+
 MEMBERS = """query($unit: ID!, $asOf: Date, $search: String) {
   members(unitId: $unit, asOf: $asOf, search: $search, first: 50) {
     totalCount edges { node { id fullName citizenId unit { code } } } pageInfo { hasNextPage endCursor }

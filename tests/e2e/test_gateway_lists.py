@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from servicekit.embedded.system import RunningSystem
 from servicekit.settings import ServiceSettings
-from tests.e2e.test_gateway_graphql import clients, enrol, establish, gql, mutate
+from tests.e2e.test_gateway_graphql import a_ward_of_cells, clients, enrol, establish, gql, mutate
 
 
 def test_committee_lists(system: RunningSystem) -> None:
@@ -48,11 +48,7 @@ def test_committee_lists(system: RunningSystem) -> None:
 def test_a_page_of_fifty_members_with_unit_and_card_costs_a_fixed_number_of_statements(system: RunningSystem
                                                                                         ) -> None:
     admin = clients(system)
-    city = establish(admin, "city_committee", None, on="1930-02-03")
-    ward = establish(admin, "commune_committee", city["id"])
-    cells = [establish(admin, "grassroots_cell", ward["id"]) for _ in range(5)]
-    for i in range(50):
-        enrol(admin, cells[i % 5]["id"], f"Đặng Văn {i}")
+    ward, cells = a_ward_of_cells(admin, cells=5, members=50, name="Đặng Văn")
     from gateway import main as gateway_main
 
     settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,

@@ -10,7 +10,7 @@ import pytest
 from servicekit.database import connect
 from servicekit.embedded.system import RunningSystem
 from servicekit.settings import ServiceSettings
-from tests.e2e.test_gateway_graphql import clients, enrol, establish, gql, member_ids
+from tests.e2e.test_gateway_graphql import a_ward_of_cells, clients, enrol, establish, gql, member_ids
 
 TABLES = {
     "units": "SELECT * FROM units ORDER BY id",
@@ -99,11 +99,7 @@ def test_a_rebuild_in_shares_ends_identical_to_the_live_projections(system: Runn
     from gateway import wiring as gateway_wiring
 
     admin = clients(system)
-    city = establish(admin, "city_committee", None, on="1930-02-03")
-    ward = establish(admin, "commune_committee", city["id"])
-    cells = [establish(admin, "grassroots_cell", ward["id"]) for _ in range(2)]
-    for index in range(8):
-        enrol(admin, cells[index % 2]["id"], f"Phan Văn Số {index}")
+    _, cells = a_ward_of_cells(admin, cells=2, members=8, name="Phan Văn Số")
     wait_caught_up(system)
     before = snapshot(system.database_url)
     settings = ServiceSettings(DATABASE_URL=system.database_url, KAFKA_BOOTSTRAP_SERVERS=system.bootstrap_servers,
