@@ -108,3 +108,30 @@ async def _walk(models: ReadModels, unit: uuid.UUID, statuses: list[str], search
         if not page.has_next:
             return seen, page.total
         after = page.end_cursor
+
+
+def test_a_filtered_page_is_planned_for_its_own_subtree_and_search(database_url: str, projected: Any) -> None:
+    """PostgreSQL plans a statement prepared five times once for any parameters; for a subtree and a search that
+    plan guesses a few units and a few names, and at the city root it probed the name index once per unit."""
+    schema, units = projected
+    asyncio.run(_check_plans(database_url, schema, uuid.UUID(units["city"])))
+
+
+async def _check_plans(database_url: str, schema: str, root: uuid.UUID) -> None:
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=1, open=False,
+                               kwargs={"options": f"-c search_path={schema},public", "autocommit": True})
+    await pool.open()
+    try:
+        models = ReadModels(pool)
+        for _ in range(8):
+            page = await models.member_page(scope=Scope(None), unit_id=root, include_descendants=True,
+                                            statuses=["official"], flags=[], search="vu van", day=None,
+                                            order="NAME", first=2, after=None)
+            assert page.total > 0
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [r[0] for r in await cur.fetchall()]
+        assert prepared, "the pool's one connection prepares the statements used five times"
+        assert not [s for s in prepared if "search_name LIKE" in s], prepared
+    finally:
+        await pool.close()
