@@ -180,7 +180,9 @@ class ReadModels:
             params["search"] = f"%{fold(search)}%"
         where = " AND ".join(conditions)
         base = f"FROM unit_versions v JOIN units u ON u.id = v.unit_id WHERE {where}"
-        total = (await self.fetch(prefix + f"SELECT count(*) AS n {base}", params))[0]["n"]
+        # A scope's subtree or a search: planned for its values, as a members page is (member_page).
+        prepare = False if roots is not None or search else None
+        total = (await self.fetch(prefix + f"SELECT count(*) AS n {base}", params, prepare=prepare))[0]["n"]
         if after:
             code, unit_id = decode_cursor(after)
             base += " AND (v.code, v.unit_id) > (%(after_code)s, %(after_id)s::uuid)"
@@ -188,7 +190,7 @@ class ReadModels:
         params["limit"] = first + 1
         rows = await self.fetch(
             prefix + "SELECT v.unit_id AS id, v.code, v.name, v.kind, v.parent_id, v.status, u.established_on "
-            f"{base} ORDER BY v.code, v.unit_id LIMIT %(limit)s", params)
+            f"{base} ORDER BY v.code, v.unit_id LIMIT %(limit)s", params, prepare=prepare)
         units = [UnitRow(**r) for r in rows[:first]]
         return Page(units, total, len(rows) > first, after is not None,
                     encode_cursor(units[0].code, units[0].id) if units else None,

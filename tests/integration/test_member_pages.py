@@ -110,7 +110,7 @@ async def _walk(models: ReadModels, unit: uuid.UUID, statuses: list[str], search
         after = page.end_cursor
 
 
-def test_a_filtered_page_is_planned_for_its_own_subtree_and_search(database_url: str, projected: Any) -> None:
+def test_a_searched_page_is_planned_for_its_own_subtree_and_search(database_url: str, projected: Any) -> None:
     """PostgreSQL plans a statement prepared five times once for any parameters; for a subtree and a search that
     plan guesses a few units and a few names, and at the city root it probed the name index once per unit."""
     schema, units = projected
@@ -128,6 +128,9 @@ async def _check_plans(database_url: str, schema: str, root: uuid.UUID) -> None:
                                             statuses=["official"], flags=[], search="vu van", day=None,
                                             order="NAME", first=2, after=None)
             assert page.total > 0
+            units = await models.unit_page(scope=Scope(None), day=vietnam_today(), parent_id=root, kind=None,
+                                           search="a", first=2, after=None)
+            assert units.total == 3
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
             prepared = [r[0] for r in await cur.fetchall()]
