@@ -11,7 +11,9 @@ UV_VERSION := 0.13.9
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install -q "uv==$(UV_VERSION)" >&2
-	@$(BIN)/uv sync --locked --quiet >&2
+	@# Compiled once here: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile its
+	@# imports again (a gateway started in 1.4 s instead of 0.65).
+	@$(BIN)/uv sync --locked --quiet --compile-bytecode >&2
 	@touch $(STAMP)
 
 install: $(STAMP)

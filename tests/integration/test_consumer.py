@@ -171,6 +171,32 @@ def test_a_kafka_client_that_stops_fetching_while_records_wait_is_made_again(
     consumer.close()
 
 
+def test_the_lag_is_read_from_the_fetch_responses_and_the_broker_is_asked_only_now_and_then(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    published(store, database_url, schema, topic, bootstrap_servers, streams=1, versions=8)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="lags")
+    consumer.lag_interval_s = 0.0
+    consumer.ends_asked_interval_s = 3600.0
+    client = consumer._ensure_consumer()
+    assert client is not None
+    client.config["max_poll_records"] = 2
+    polls = applied = 0
+    while applied == 0:
+        applied, polls = consumer.poll_once(), polls + 1
+        assert polls < 200
+    assert consumer.total_lag() == 8 - applied, "the records fetched and not yet applied are behind"
+    drain(consumer, until_applied=8)
+    wait_until(lambda: consumer.poll_once() >= 0 and None not in [client.highwater(tp) for tp in client.assignment()],
+               timeout_s=10, interval_s=0, message="a fetch response from every partition")
+    asked = consumer.ends_asked
+    for _ in range(20):
+        consumer.poll_once()
+    assert consumer.total_lag() == 0 and len(consumer.lag) == 4
+    assert consumer.ends_asked == asked, "20 measures of the lag, none of them a request"
+    consumer.close()
+
+
 def test_a_consumer_far_behind_asks_for_a_long_fetch_wait_and_for_the_short_one_once_caught_up(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
 ) -> None:
