@@ -129,8 +129,8 @@ async def _check_plans(database_url: str, schema: str, root: uuid.UUID) -> None:
                                             order="NAME", first=2, after=None)
             assert page.total > 0
             units = await models.unit_page(scope=Scope(None), day=vietnam_today(), parent_id=root, kind=None,
-                                           search="a", first=2, after=None)
-            assert units.total == 3
+                                           search="don vi", first=2, after=None)
+            assert units.total > 0
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
             prepared = [r[0] for r in await cur.fetchall()]
