@@ -103,3 +103,47 @@ def test_the_events_of_one_command_share_one_publish_span_and_keep_their_order(
     span_of = [r.envelope.traceparent.split("-")[2] for r in records if r.envelope.traceparent]
     assert span_of == [format(published[0].context.span_id, "016x")] * 3 + [
         format(published[1].context.span_id, "016x")] * 2
+
+
+def test_the_events_of_one_command_share_one_consumer_span_under_their_publish_span(
+    spans: InMemorySpanExporter, database_url: str, bootstrap_servers: str, schema: str, topic: str,
+) -> None:
+    import dataclasses
+
+    from servicekit.consumer import ConsumedEvent, ConsumerSettings, EventConsumer
+    from servicekit.relay import RelaySettings
+    from tests.support.kit import event, metadata, pg_store
+
+    store, pool = pg_store(database_url, schema, topic)
+    parents = [f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(2)]
+    stream = f"unit-{uuid.uuid4()}"
+    store.append(stream_id=stream, expected_version=0, events=[event(1), event(2), event(3)],
+                 metadata=dataclasses.replace(metadata(), traceparent=parents[0]))
+    store.append(stream_id=stream, expected_version=3, events=[event(4), event(5)],
+                 metadata=dataclasses.replace(metadata(), traceparent=parents[1]))
+    pool.close()
+    relay = OutboxRelay(RelaySettings(database_url=database_url, schema=schema, service="registry", topic=topic,
+                                      partitions=2, bootstrap_servers=bootstrap_servers, lease_ttl_s=5))
+    assert relay.lease.acquire()
+    assert relay.publish_batch() == 5
+    relay.close()
+    batches: list[list[int]] = []
+
+    def apply_batch(conn: object, events: list[ConsumedEvent]) -> None:
+        batches.append([e.version for e in events])
+
+    consumer = EventConsumer(ConsumerSettings(name="traced", database_url=database_url, schema=schema,
+                                              bootstrap_servers=bootstrap_servers, topics=(topic,), lease_ttl_s=5),
+                             lambda conn, e: None, batch_handler=apply_batch)
+    assert consumer.lease.acquire()
+    wait_until(lambda: consumer.poll_once() >= 0 and consumer.applied_total == 5, interval_s=0)
+    consumer.close()
+
+    assert batches == [[1, 2, 3, 4, 5]], "one poll brought both commands' events"
+    finished = spans.get_finished_spans()
+    published = [s for s in finished if s.name == f"{topic} publish"]
+    processed = [s for s in finished if s.name == f"{topic} process"]
+    assert [s.attributes["messaging.batch.message_count"] for s in processed] == [3, 2]
+    assert [s.attributes["party.stream_version"] for s in processed] == [1, 4]
+    assert [s.parent.span_id for s in processed if s.parent] == [s.context.span_id for s in published]
+    assert [s.context.trace_id for s in processed] == [s.context.trace_id for s in published]
