@@ -62,6 +62,17 @@ def new_producer(bootstrap_servers: str, *, client_id: str) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, **PRODUCER_SETTINGS)
 
 
+END_PROBE_FETCH_WAIT_MS = 500
+
+
+def new_end_probe(bootstrap_servers: str, *, client_id: str) -> KafkaConsumer:
+    """A consumer for `partition_ends`. It fetches only records known to be there, which Tansu answers as soon as
+    it has read them, so it can ask for a long wait; with a live consumer's few milliseconds, a Tansu whose
+    in-memory log had taken ~100,000 live commands answered every fetch empty, and the gateway's readiness stayed
+    "no fetch answered" for good."""
+    return new_consumer(bootstrap_servers, client_id=client_id, fetch_max_wait_ms=END_PROBE_FETCH_WAIT_MS)
+
+
 def new_consumer(bootstrap_servers: str, *, client_id: str, **overrides: Any) -> KafkaConsumer:
     # No group: partitions are assigned by hand. Tansu makes a dynamic member's JoinGroup wait half
     # the session timeout (23 s with kafka-python defaults), and each consumer's progress is in
@@ -78,8 +89,8 @@ def partition_ends(probe: KafkaConsumer, partitions: Sequence[TopicPartition], *
     Tansu answers ListOffsets(latest) with its last record batch's base offset + 1, not the offset after its
     last record (measured: 21 for 30 records in three batches of ten), so a reader inside the last batch would
     look caught up. A fetch's high watermark is right. Where ListOffsets already shows the reader behind, that
-    is enough; elsewhere `probe` (a consumer used for nothing else: its assignment is replaced) fetches the
-    last batch and the high watermark that came with it is the end.
+    is enough; elsewhere `probe` (a consumer used for nothing else, from `new_end_probe`: its assignment is
+    replaced) fetches the last batch and the high watermark that came with it is the end.
     """
     reported: dict[TopicPartition, int] = probe.end_offsets(list(partitions))
     known = positions or {}

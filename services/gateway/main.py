@@ -125,8 +125,8 @@ class ProjectionLagProbe:
         if set(ids) != set(wiring.CONSUMED_TOPICS):
             return False, f"topics missing: {sorted(set(wiring.CONSUMED_TOPICS) - set(ids))}"
         if self._consumer is None:
-            self._consumer = kafka_setup.new_consumer(self._settings.kafka_bootstrap_servers,
-                                                      client_id="gateway-readiness")
+            self._consumer = kafka_setup.new_end_probe(self._settings.kafka_bootstrap_servers,
+                                                       client_id="gateway-readiness")
         partitions = [TopicPartition(d["name"], p["partition_index"]) for d in described for p in d["partitions"]]
         positions = {}
         for tp in partitions:

@@ -212,13 +212,52 @@ def test_a_consumer_far_behind_asks_for_a_long_fetch_wait_and_for_the_short_one_
     client = consumer._ensure_consumer()
     assert client is not None
     consumer._measure_lag(client)
-    consumer._fit_fetch_wait(client)
+    consumer._fit_fetch_wait(client, brought_records=False)
     assert consumer.total_lag() >= consumer.behind_from_records
     assert client._fetcher.config["fetch_max_wait_ms"] == consumer.catch_up_fetch_wait_ms
     drain(consumer, until_applied=60)
     consumer.poll_once()
     assert consumer.total_lag() == 0
     assert client._fetcher.config["fetch_max_wait_ms"] == kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
+    consumer.close()
+
+
+def test_a_short_fetch_wait_that_brings_nothing_while_records_wait_is_lengthened_and_shortened_again(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    """An aged Tansu answers a 5 ms fetch empty however few records wait (its read outlasts the wait)."""
+    from kafka import TopicPartition
+
+    short = kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
+    stream = f"unit-{uuid.uuid4()}"
+    write(store, [stream], 1)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="fitted")
+    drain(consumer, until_applied=1)
+    client = consumer._consumer
+    assert client is not None
+    waits = client._fetcher.config
+    assert waits["fetch_max_wait_ms"] == short
+    consumer._fit_fetch_wait(client, brought_records=False)
+    assert waits["fetch_max_wait_ms"] == short, "caught up: nothing waited, the short wait stands"
+
+    consumer.lag = {TopicPartition(topic, 0): 3}
+    seen = []
+    for _ in range(6):
+        consumer._fit_fetch_wait(client, brought_records=False)
+        seen.append(waits["fetch_max_wait_ms"])
+    limit = consumer.settings.poll_timeout_ms
+    assert seen == [min(limit, short * 2 ** n) for n in range(1, 7)]
+    consumer.lag = {TopicPartition(topic, 0): 0}
+    for _ in range(consumer.shorten_after_polls):
+        consumer._fit_fetch_wait(client, brought_records=True)
+    assert waits["fetch_max_wait_ms"] == limit // 2
+    consumer.lag = {TopicPartition(topic, 0): consumer.behind_from_records}
+    consumer._fit_fetch_wait(client, brought_records=False)
+    assert waits["fetch_max_wait_ms"] == consumer.catch_up_fetch_wait_ms, "far behind: the long wait, not doubled"
+    consumer.lag = {TopicPartition(topic, 0): 0}
+    consumer._fit_fetch_wait(client, brought_records=True)
+    assert waits["fetch_max_wait_ms"] == limit // 2
     consumer.close()
 
 
