@@ -222,6 +222,19 @@ def test_a_consumer_far_behind_asks_for_a_long_fetch_wait_and_for_the_short_one_
     consumer.close()
 
 
+def _caught_up_on_one_stream(store: PostgresEventStore, database_url: str, schema: str, topic: str,
+                             bootstrap_servers: str, *, name: str, versions: int) -> tuple[EventConsumer, Any, str]:
+    """A consumer that has applied `versions` events of a new stream; with its Kafka client and the stream."""
+    stream = f"unit-{uuid.uuid4()}"
+    write(store, [stream], versions)
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name=name)
+    drain(consumer, until_applied=versions)
+    client = consumer._consumer
+    assert client is not None
+    return consumer, client, stream
+
+
 def test_a_short_fetch_wait_that_brings_nothing_while_records_wait_is_lengthened_and_shortened_again(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
 ) -> None:
@@ -229,13 +242,8 @@ def test_a_short_fetch_wait_that_brings_nothing_while_records_wait_is_lengthened
     from kafka import TopicPartition
 
     short = kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
-    stream = f"unit-{uuid.uuid4()}"
-    write(store, [stream], 1)
-    publish_all(database_url, schema, topic, bootstrap_servers)
-    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="fitted")
-    drain(consumer, until_applied=1)
-    client = consumer._consumer
-    assert client is not None
+    consumer, client, _ = _caught_up_on_one_stream(store, database_url, schema, topic, bootstrap_servers,
+                                                   name="fitted", versions=1)
     waits = client._fetcher.config
     assert waits["fetch_max_wait_ms"] == short
     consumer._fit_fetch_wait(client, brought_records=False)
@@ -265,15 +273,10 @@ def test_a_quiet_consumer_asks_for_the_idle_fetch_wait_and_records_bring_the_sho
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
 ) -> None:
     short = kafka_setup.CONSUMER_SETTINGS["fetch_max_wait_ms"]
-    stream = f"unit-{uuid.uuid4()}"
-    write(store, [stream], 2)
-    publish_all(database_url, schema, topic, bootstrap_servers)
-    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name="quiet")
+    consumer, client, stream = _caught_up_on_one_stream(store, database_url, schema, topic, bootstrap_servers,
+                                                        name="quiet", versions=2)
     consumer.idle_after_s = 0.3
     assert consumer.idle_fetch_wait_ms > short
-    drain(consumer, until_applied=2)
-    client = consumer._consumer
-    assert client is not None
     assert client._fetcher.config["fetch_max_wait_ms"] == short, "records have just come"
     deadline = time.monotonic() + 0.6
     while time.monotonic() < deadline:

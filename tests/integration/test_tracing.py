@@ -77,23 +77,9 @@ def test_one_trace_follows_a_command_from_http_through_kafka_into_the_projection
 def test_the_events_of_one_command_share_one_publish_span_and_keep_their_order(
     spans: InMemorySpanExporter, database_url: str, bootstrap_servers: str, schema: str, topic: str,
 ) -> None:
-    import dataclasses
+    from tests.support.kit import read_topic
 
-    from servicekit.relay import RelaySettings
-    from tests.support.kit import event, metadata, pg_store, read_topic
-
-    store, pool = pg_store(database_url, schema, topic)
-    parents = [f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(2)]
-    commands = [dataclasses.replace(metadata(), traceparent=parent) for parent in parents]
-    stream = f"unit-{uuid.uuid4()}"
-    store.append(stream_id=stream, expected_version=0, events=[event(1), event(2), event(3)], metadata=commands[0])
-    store.append(stream_id=stream, expected_version=3, events=[event(4), event(5)], metadata=commands[1])
-    pool.close()
-    relay = OutboxRelay(RelaySettings(database_url=database_url, schema=schema, service="registry", topic=topic,
-                                      partitions=2, bootstrap_servers=bootstrap_servers, lease_ttl_s=5))
-    assert relay.lease.acquire()
-    assert relay.publish_batch() == 5
-    relay.close()
+    parents = _two_commands_published(database_url, bootstrap_servers, schema, topic)
 
     published = [s for s in spans.get_finished_spans() if s.name == f"{topic} publish"]
     assert [s.attributes["messaging.batch.message_count"] for s in published] == [3, 2]
@@ -108,25 +94,9 @@ def test_the_events_of_one_command_share_one_publish_span_and_keep_their_order(
 def test_the_events_of_one_command_share_one_consumer_span_under_their_publish_span(
     spans: InMemorySpanExporter, database_url: str, bootstrap_servers: str, schema: str, topic: str,
 ) -> None:
-    import dataclasses
-
     from servicekit.consumer import ConsumedEvent, ConsumerSettings, EventConsumer
-    from servicekit.relay import RelaySettings
-    from tests.support.kit import event, metadata, pg_store
 
-    store, pool = pg_store(database_url, schema, topic)
-    parents = [f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(2)]
-    stream = f"unit-{uuid.uuid4()}"
-    store.append(stream_id=stream, expected_version=0, events=[event(1), event(2), event(3)],
-                 metadata=dataclasses.replace(metadata(), traceparent=parents[0]))
-    store.append(stream_id=stream, expected_version=3, events=[event(4), event(5)],
-                 metadata=dataclasses.replace(metadata(), traceparent=parents[1]))
-    pool.close()
-    relay = OutboxRelay(RelaySettings(database_url=database_url, schema=schema, service="registry", topic=topic,
-                                      partitions=2, bootstrap_servers=bootstrap_servers, lease_ttl_s=5))
-    assert relay.lease.acquire()
-    assert relay.publish_batch() == 5
-    relay.close()
+    _two_commands_published(database_url, bootstrap_servers, schema, topic)
     batches: list[list[int]] = []
 
     def apply_batch(conn: object, events: list[ConsumedEvent]) -> None:
@@ -147,3 +117,26 @@ def test_the_events_of_one_command_share_one_consumer_span_under_their_publish_s
     assert [s.attributes["party.stream_version"] for s in processed] == [1, 4]
     assert [s.parent.span_id for s in processed if s.parent] == [s.context.span_id for s in published]
     assert [s.context.trace_id for s in processed] == [s.context.trace_id for s in published]
+
+
+def _two_commands_published(database_url: str, bootstrap_servers: str, schema: str, topic: str) -> list[str]:
+    """Two commands on one stream, events 1-3 and 4-5, each with a trace parent of its own, in the store and
+    through the relay; returns the trace parents."""
+    import dataclasses
+
+    from servicekit.relay import RelaySettings
+    from tests.support.kit import event, metadata, pg_store
+
+    store, pool = pg_store(database_url, schema, topic)
+    parents = [f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(2)]
+    commands = [dataclasses.replace(metadata(), traceparent=parent) for parent in parents]
+    stream = f"unit-{uuid.uuid4()}"
+    store.append(stream_id=stream, expected_version=0, events=[event(1), event(2), event(3)], metadata=commands[0])
+    store.append(stream_id=stream, expected_version=3, events=[event(4), event(5)], metadata=commands[1])
+    pool.close()
+    relay = OutboxRelay(RelaySettings(database_url=database_url, schema=schema, service="registry", topic=topic,
+                                      partitions=2, bootstrap_servers=bootstrap_servers, lease_ttl_s=5))
+    assert relay.lease.acquire()
+    assert relay.publish_batch() == 5
+    relay.close()
+    return parents
