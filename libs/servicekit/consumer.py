@@ -271,7 +271,7 @@ class EventConsumer:
         for the long wait; caught up, for its short one again, which keeps a new event's pickup quick; quiet for
         `idle_after_s`, for the idle wait, which costs the first event after a quiet spell a few milliseconds.
 
-        On a log that has taken ~100,000 live commands the same held a few records behind: a 5 ms wait brought
+        On a log that had taken well over 100,000 live commands the same held a few records behind: a 5 ms wait brought
         nothing in 20 s, a 20 ms one the records in 0.4 s. So the short wait is fitted to the broker: a poll that
         brought nothing while the high watermark (which even an empty answer carries) showed records waiting
         doubles it, up to the poll's own timeout; `shorten_after_polls` polls in a row that brought records halve

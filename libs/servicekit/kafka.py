@@ -68,8 +68,8 @@ END_PROBE_FETCH_WAIT_MS = 500
 def new_end_probe(bootstrap_servers: str, *, client_id: str) -> KafkaConsumer:
     """A consumer for `partition_ends`. It fetches only records known to be there, which Tansu answers as soon as
     it has read them, so it can ask for a long wait; with a live consumer's few milliseconds, a Tansu whose
-    in-memory log had taken ~100,000 live commands answered every fetch empty, and the gateway's readiness stayed
-    "no fetch answered" for good."""
+    in-memory log had taken well over 100,000 live commands answered every fetch empty, and the gateway's
+    readiness stayed "no fetch answered" for good."""
     return new_consumer(bootstrap_servers, client_id=client_id, fetch_max_wait_ms=END_PROBE_FETCH_WAIT_MS)
 
 
