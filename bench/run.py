@@ -117,13 +117,23 @@ def http_commands(system: Any, token: str, root_id: str, clients: int, duration_
                     make_request=unit_requests("127.0.0.1", port, token, root_id))
 
 
-def visibility(system: Any, token: str, root_id: str, samples: int) -> list[float]:
+@dataclass(frozen=True)
+class Sighting:
+    """One visibility sample: the unit a command established, when its 201 came (wall clock) and how long until
+    GraphQL held the unit."""
+
+    unit_id: str
+    accepted_at: float
+    latency_ms: float
+
+
+def visibility(system: Any, token: str, root_id: str, samples: int) -> list[Sighting]:
     """From a command's 201 to the first GraphQL answer that holds its unit. The probe posts and polls over plain
     keep-alive sockets: through httpx, its own ~1 ms a request (and its lock, shared with a load generator in the
     same interpreter) was counted as the system's latency."""
     from loadgen import BlockingKeepAlive
 
-    latencies: list[float] = []
+    sightings: list[Sighting] = []
     query = "query($code: String!) { organizationUnit(code: $code) { id } }"
     with BlockingKeepAlive("127.0.0.1", system.ports["registry"], token) as registry, \
             BlockingKeepAlive("127.0.0.1", system.ports["gateway"], token) as gateway:
@@ -132,6 +142,7 @@ def visibility(system: Any, token: str, root_id: str, samples: int) -> list[floa
             status, body = registry.post_json("/units", {"code": code, "name": "Chi bộ", "kind": "commune_committee",
                                                          "parent_id": root_id, "established_on": "2025-07-01"})
             accepted = time.perf_counter()
+            accepted_at = time.time()
             assert status == 201, body
             while True:
                 _, data = gateway.post_json("/graphql", {"query": query, "variables": {"code": code}})
@@ -140,13 +151,51 @@ def visibility(system: Any, token: str, root_id: str, samples: int) -> list[floa
                 # Each look costs the gateway a GraphQL request: looking every 0.5 ms kept a core busy answering
                 # and slowed the very relay and projector being measured. 2 ms adds at most that to a sample.
                 time.sleep(0.002)
-            latencies.append((time.perf_counter() - accepted) * 1000)
+            sightings.append(Sighting(body["id"], accepted_at, (time.perf_counter() - accepted) * 1000))
             time.sleep(0.01)
-    return latencies
+    return sightings
+
+
+def latencies(sightings: list[Sighting]) -> list[float]:
+    return [s.latency_ms for s in sightings]
+
+
+def published_after_accepted(bootstrap: str, sightings: list[Sighting]) -> list[float]:
+    """For each sample, from the command's 201 to the timestamp the relay's producer gave its event (Kafka's
+    CreateTime, whole milliseconds; negative when the relay had published before the answer reached the client): the
+    part of the latency spent before the broker; the rest is the broker's delivery, the projection and the probe's
+    next look. Read back from the topic after the run, so nothing is added to it."""
+    from kafka import TopicPartition
+
+    from contracts import topics
+    from servicekit import kafka as kafka_setup
+
+    wanted = {s.unit_id: s for s in sightings}  # a record's key is its event's subject, the aggregate id
+    consumer = kafka_setup.new_consumer(bootstrap, client_id="bench-stages", fetch_max_wait_ms=500)
+    try:
+        partitions = [TopicPartition(topics.REGISTRY, p) for p in range(topics.PARTITIONS[topics.REGISTRY])]
+        consumer.assign(partitions)
+        since = int((min(s.accepted_at for s in sightings) - 5) * 1000)
+        ends = consumer.end_offsets(partitions)
+        for partition, found in consumer.offsets_for_times(dict.fromkeys(partitions, since)).items():
+            consumer.seek(partition, found.offset if found is not None else ends[partition])
+        published: dict[str, float] = {}
+        deadline = time.monotonic() + 60
+        while len(published) < len(wanted) and time.monotonic() < deadline:
+            if all(consumer.position(p) >= ends[p] for p in partitions):
+                break
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    key = record.key.decode() if record.key else ""
+                    if key in wanted and key not in published:
+                        published[key] = record.timestamp / 1000
+    finally:
+        consumer.close()
+    return [(published[key] - s.accepted_at) * 1000 for key, s in wanted.items() if key in published]
 
 
 def visibility_under_load(system: Any, token: str, root_id: str, samples: int, rate: float
-                          ) -> tuple[list[float], float]:
+                          ) -> tuple[list[Sighting], float]:
     """Visibility while a paced load generator, in a process of its own, sustains `rate` commands/s on the same
     registry."""
     from loadgen import PacedUnitsInAnotherProcess
@@ -231,6 +280,7 @@ def main() -> int:
                            extra_env={"REGISTRY_WORKERS": os.environ.get("REGISTRY_WORKERS", "2"),
                                       "LOG_LEVEL": "WARNING"})
     figures: list[Figure] = []
+    notes: list[str] = []
     try:
         print("measuring floors ...", file=sys.stderr, flush=True)
         raw = {n: raw_insert_floor(database_url, n, duration) for n in (1, 16)}
@@ -258,10 +308,19 @@ def main() -> int:
         print("measuring the system ...", file=sys.stderr, flush=True)
         ours = {n: http_commands(system, token, root_id, n, duration) for n in (1, 16)}
         time.sleep(2 if args.smoke else 5)
-        seen = visibility(system, token, root_id, samples)
+        seen = latencies(visibility(system, token, root_id, samples))
         half = ours[16] / 2
         time.sleep(2 if args.smoke else 5)
-        seen_loaded, sustained = visibility_under_load(system, token, root_id, samples, half)
+        sightings, sustained = visibility_under_load(system, token, root_id, samples, half)
+        seen_loaded = latencies(sightings)
+        before_broker = published_after_accepted(bootstrap, sightings)
+        if not before_broker:
+            raise RuntimeError("none of the samples' events was found on the topic")
+        notes.append(
+            f"Where the latency beside the load went: from the 201 to the relay's publish p50 "
+            f"{statistics.median(before_broker):.1f} / p99 {percentile(before_broker, 0.99):.1f} ms "
+            f"({len(before_broker)} of {len(sightings)} samples found on the topic); the rest is the broker's "
+            f"delivery, the projection and the probe's next look.")
         for n in (1, 16):
             figures.append(Figure(f"registry commands/s, {n} client(s)", ours[n], "cmd/s",
                                   f"raw INSERT tx, {n} writer(s)", raw[n]))
@@ -290,15 +349,18 @@ def main() -> int:
         if postgres is not None:
             postgres.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print_results(f"{'smoke run' if args.smoke else f'{duration:.0f} s per figure'}", figures, memory)
+    print_results(f"{'smoke run' if args.smoke else f'{duration:.0f} s per figure'}", figures, memory, notes)
     return 0
 
 
-def print_results(title: str, figures: list[Figure], memory: dict[str, float]) -> None:
+def print_results(title: str, figures: list[Figure], memory: dict[str, float], notes: list[str] | None = None
+                  ) -> None:
     print(f"\nmachine: {os.cpu_count()} cores, {title}")
     print("| figure | value | floor | floor value | ratio |\n|---|---|---|---|---|")
     for figure in figures:
         print(figure.row())
+    for note in notes or []:
+        print(f"\n{note}")
     print("\n| process | peak RSS |\n|---|---|")
     for name, megabytes in memory.items():
         print(f"| {name} | {megabytes:,.0f} MiB |")
