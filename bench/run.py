@@ -176,6 +176,8 @@ def published_after_accepted(bootstrap: str, sightings: list[Sighting]) -> list[
         partitions = [TopicPartition(topics.REGISTRY, p) for p in range(topics.PARTITIONS[topics.REGISTRY])]
         consumer.assign(partitions)
         since = int((min(s.accepted_at for s in sightings) - 5) * 1000)
+        # Tansu reports a partition's end as its last batch's base offset + 1 (kafka.partition_ends), which is
+        # still past every position before that batch: stopping there never leaves a record unread.
         ends = consumer.end_offsets(partitions)
         for partition, found in consumer.offsets_for_times(dict.fromkeys(partitions, since)).items():
             consumer.seek(partition, found.offset if found is not None else ends[partition])
