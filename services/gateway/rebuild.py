@@ -32,7 +32,7 @@ from multiprocessing.sharedctypes import Synchronized
 import psycopg
 from psycopg import sql
 
-from gateway.projections import analyze_tables, count_deferred, figures
+from gateway.projections import count_deferred, figures
 from servicekit.consumer import EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.replay import StoreReplay
@@ -78,12 +78,11 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
     if progress is not None:
         sys.stderr.write("\ncounting the statistics ...")
         sys.stderr.flush()
-    with connect(settings.database_url, schema=fresh) as conn:
-        count_deferred(conn)
-        conn.commit()
-        # Analysed before the swap: the live API's first plans after it are made on these statistics.
-        analyze_tables(conn)
-        conn.commit()
+    # Analysed before the swap, too: the live API's first plans after it are made on these statistics.
+    with connect(settings.database_url, schema=fresh) as sums, connect(settings.database_url, schema=fresh) as counts:
+        count_deferred(sums, counts)
+        sums.commit()
+        counts.commit()
     stamp = time.strftime("%Y%m%d%H%M%S")
     retired = f"{live_schema}_retired_{stamp}"
     with psycopg.connect(settings.database_url, autocommit=False) as conn:

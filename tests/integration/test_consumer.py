@@ -122,6 +122,53 @@ def test_consumers_sharing_the_partitions_each_apply_only_theirs_and_together_ev
         consumer.close()
 
 
+def test_a_consumer_applies_at_most_its_records_per_poll_in_a_transaction(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    published(store, database_url, schema, topic, bootstrap_servers, streams=10, versions=2)
+    consumer = EventConsumer(ConsumerSettings(name=f"c-{schema}", database_url=database_url, schema=schema,
+                                              bootstrap_servers=bootstrap_servers, topics=(topic,),
+                                              max_poll_records=3), record_effect)
+    applied: list[int] = []
+    wait_until(lambda: applied.append(consumer.poll_once()) is None and consumer.applied_total == 20,
+               timeout_s=30, interval_s=0, message="every event applied")
+    assert max(applied) == 3 and sum(applied) == 20
+    consumer.close()
+
+
+def test_a_share_applies_its_partitions_while_another_share_of_the_same_consumer_is_mid_batch(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    """A batch locks its own partitions' progress, not the consumer's every row: the shares of a rebuild (one
+    consumer name, disjoint partitions) waited for each other's transactions, 30% of their time."""
+    published(store, database_url, schema, topic, bootstrap_servers, streams=12, versions=2)
+    shares = [EventConsumer(ConsumerSettings(name="one-projection", database_url=database_url, schema=schema,
+                                             bootstrap_servers=bootstrap_servers, topics=(topic,)), record_effect)
+              for _ in range(2)]
+    for index, consumer in enumerate(shares):
+        consumer.take_share(index, 2)
+    wait_until(lambda: shares[1].poll_once() >= 0 and shares[1].total_lag() == 0 and bool(shares[1].lag),
+               timeout_s=30, interval_s=0, message="the second share caught up")
+    with connect(database_url, schema=schema) as other_share:
+        held = other_share.execute("SELECT partition FROM consumer_offsets WHERE consumer = 'one-projection'"
+                                   " FOR UPDATE").fetchall()
+        assert sorted(r[0] for r in held) == [1, 3]
+        caught_up = threading.Event()
+
+        def first_share() -> None:
+            wait_until(lambda: shares[0].poll_once() >= 0 and shares[0].total_lag() == 0 and bool(shares[0].lag),
+                       timeout_s=30, interval_s=0, message="the first share caught up")
+            caught_up.set()
+
+        worker = threading.Thread(target=first_share, daemon=True)
+        worker.start()
+        applied_meanwhile = caught_up.wait(timeout=30)
+        other_share.rollback()
+    worker.join(timeout=30)
+    assert applied_meanwhile, "the first share waited for the other's transaction"
+    assert shares[0].applied_total > 0 and shares[0].applied_total + shares[1].applied_total == 24
+    for consumer in shares:
+        consumer.close()
+
+
 def test_a_batch_cut_off_by_a_lost_database_connection_is_applied_once_the_database_is_back(
         store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
     """No record arrives after the failure: nothing but the consumer itself can bring the lost batch back."""

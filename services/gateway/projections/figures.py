@@ -189,12 +189,15 @@ WITH daily AS (
     SELECT root_id, day, dimension, value, sum(delta)::int AS delta FROM figures_changes
      GROUP BY 1, 2, 3, 4 HAVING sum(delta) <> 0
 )
+-- The days are the daily sums as they are; only the months, years and boundary are summed again.
+SELECT root_id, 'd'::"char", day, dimension, value, delta FROM daily
+UNION ALL
 SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN day - date_part('doy', day)::int + 1
                                       WHEN 'm' THEN day - date_part('day', day)::int + 1
-                                      WHEN 'b' THEN b.boundary ELSE day END,
+                                      ELSE b.boundary END,
        dimension, value, sum(delta)
   FROM daily CROSS JOIN statistics_boundary b
-  CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('d'::"char"), ('b'::"char")) AS g(grain)
+  CROSS JOIN (VALUES ('y'::"char"), ('m'::"char"), ('b'::"char")) AS g(grain)
  WHERE g.grain <> 'b' OR day < b.boundary
  GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0
 """
@@ -244,6 +247,8 @@ DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_deferre
 # The live projector far behind (gateway.projections.CatchingUp) leaves only the running sums alone: the ancestry
 # also serves the member lists, and stays current.
 SUMS_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_sums_deferred", default=False)
+# What `recount` writes, analysed on its connection (gateway.projections.count_deferred).
+RECOUNTED_TABLES = ("unit_ancestry", "statistics_deltas", "statistics_boundary", "statistics_pending")
 # Members counted per statement by `recount`: their changes are expanded, summed and merged in memory.
 RECOUNT_MEMBERS = 20_000
 
