@@ -43,7 +43,10 @@ class ReplayedRecord:
 
 
 class StoreReplay:
-    def __init__(self, database_url: str, *, schema: str, service: str, topic: str, page_size: int = 5_000) -> None:
+    """`page_size`: a page is one transaction of the consumer that applies it; as many records as a rebuild's poll
+    from the topic (at `small`, 13.7–14.5 s with 10,000 against 14.5–14.7 s with 5,000)."""
+
+    def __init__(self, database_url: str, *, schema: str, service: str, topic: str, page_size: int = 10_000) -> None:
         self.database_url = database_url
         self.schema = schema
         self.service = service
