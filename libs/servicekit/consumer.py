@@ -96,8 +96,9 @@ class ConsumerSettings:
     projection users wait on). Every empty fetch costs CPU on both sides, so a consumer that mostly idles
     and that nobody waits on asks for a longer one."""
     max_poll_records: int | None = None
-    """Records per poll, so per transaction; None keeps the kit's default (2,000). A rebuild asks for more: the
-    rows its batches rewrite (a member's, each time one of its events comes) are rewritten less often."""
+    """Records per poll, so per transaction; None keeps the kit's default (2,000). A projection that catches up
+    from far behind (a bulk load, a rebuild) may ask for more: the rows its batches rewrite (a member's, each time
+    one of its events comes) are rewritten less often. Caught up, a poll brings what there is."""
 
 
 class PoisonMessage(Exception):
@@ -146,8 +147,13 @@ class EventConsumer:
         catalogues: Sequence[Catalogue] = (),
         on_applied: Callable[[list[ConsumedEvent]], None] | None = None,
         batch_handler: BatchHandler | None = None,
+        when_caught_up: Callable[[psycopg.Connection], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Told, after each poll that brings nothing while no record waits, with the connection outside any
+        # transaction: work a handler put off until the consumer had caught up (gateway.projections.CatchingUp)
+        # cannot wait for a next batch that may never come.
+        self._when_caught_up = when_caught_up
         self._handler = handler
         # A batch handler applies a poll's events in a few statements (a bulk load projects thousands per
         # second); it must leave the same state as applying them one by one, in order.
@@ -227,6 +233,8 @@ class EventConsumer:
             self._measure_lag(consumer)
             self._fit_fetch_wait(consumer, brought_records=False)
             self._restart_if_stalled()
+            if self._when_caught_up is not None and self.lag and self.total_lag() == 0:
+                self._when_caught_up(self._conn)
             return 0
         self._records_at = time.monotonic()
         try:

@@ -67,6 +67,14 @@ def create_api(settings: ServiceSettings) -> FastAPI:
             rows = await cur.fetchall()
         return await asyncio.to_thread(lag_probe.caught_up, {(r[0], r[1]): (r[2], r[3]) for r in rows})
 
+    async def statistics_counted() -> tuple[bool, str]:
+        """After catching up from far behind, the projector counts the running sums again, and the statistics are
+        refused meanwhile (STATISTICS_PENDING): not ready until they are counted."""
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT since FROM statistics_pending")
+            row = await cur.fetchone()
+        return (True, "ok") if row is None else (False, f"statistics being counted since {row[0].isoformat()}")
+
     import httpx
 
     from gateway.api.subscriptions import ChangeFeed
@@ -85,7 +93,8 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         verifier=verifier,
         routers=[],
         mounts={"/graphql": endpoint},
-        readiness={"database": database_ready, "demo": demo_loaded, "projections": projections_caught_up},
+        readiness={"database": database_ready, "demo": demo_loaded, "projections": projections_caught_up,
+                   "statistics": statistics_counted},
         allow_anonymous=graphiql_page,
     ))
 

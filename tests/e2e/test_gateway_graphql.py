@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
+
 from servicekit.embedded.system import RunningSystem
 from tests.e2e.client import Client
 
@@ -204,10 +206,16 @@ def test_statistics_are_refused_with_a_code_while_their_sums_wait_for_a_recount(
             # Members, units and their counts stay current meanwhile.
             assert gql(admin, """query($u: ID!) { organizationUnit(id: $u) { memberCounts { count } } }""",
                        u=city["id"])["organizationUnit"] is not None
+            readiness = httpx.get(f"{system.url('gateway')}/readyz", timeout=10)
+            assert readiness.status_code == 503, readiness.text
+            assert readiness.json()["checks"]["statistics"]["ok"] is False, readiness.text
         finally:
             conn.execute("DELETE FROM statistics_pending")
     body = _within_seconds(3, lambda: admin.graphql(query, u=city["id"]).json(), lambda b: "errors" not in b)
     assert body["data"]["statistics"], body
+    readiness = _within_seconds(10, lambda: httpx.get(f"{system.url('gateway')}/readyz", timeout=10),
+                                lambda r: r.status_code == 200)
+    assert readiness.json()["checks"]["statistics"]["ok"] is True
 
 
 def _within_seconds(seconds: float, ask: Any, done: Any) -> Any:

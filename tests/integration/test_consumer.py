@@ -135,6 +135,21 @@ def test_a_consumer_applies_at_most_its_records_per_poll_in_a_transaction(
     consumer.close()
 
 
+def test_a_consumer_says_when_it_has_caught_up_between_polls(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    published(store, database_url, schema, topic, bootstrap_servers, streams=4, versions=2)
+    told: list[tuple[int, psycopg.pq.TransactionStatus]] = []
+    consumer = EventConsumer(
+        ConsumerSettings(name=f"c-{schema}", database_url=database_url, schema=schema,
+                         bootstrap_servers=bootstrap_servers, topics=(topic,), max_poll_records=3),
+        record_effect,
+        when_caught_up=lambda conn: told.append((consumer.applied_total, conn.info.transaction_status)))
+    wait_until(lambda: consumer.poll_once() >= 0 and bool(told), timeout_s=30, interval_s=0,
+               message="the consumer said it had caught up")
+    assert told[0] == (8, psycopg.pq.TransactionStatus.IDLE), "told once every event applied, outside a transaction"
+    consumer.close()
+
+
 def test_a_share_applies_its_partitions_while_another_share_of_the_same_consumer_is_mid_batch(
         store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
     """A batch locks its own partitions' progress, not the consumer's every row: the shares of a rebuild (one

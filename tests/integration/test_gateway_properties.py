@@ -124,12 +124,12 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
             conn.autocommit = True
             assert differences(conn) == [], "incremental counts equal a recount"
         apply_many = batch_dispatcher(PROJECTIONS)
-        for mode in ("batched", "rebuilt", "caught up"):
-            batched_schema = f"{mode[0]}_{suffix}"
+        for mode, prefix in (("batched", "b"), ("rebuilt", "r"), ("caught up", "c"), ("caught up, then idle", "i")):
+            batched_schema = f"{prefix}_{suffix}"
             migrate(database_url, schema=batched_schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
             with connect(database_url, schema=batched_schema) as conn:
-                if mode == "caught up":
-                    _catch_up(conn, stored, batch_sizes)
+                if mode.startswith("caught up"):
+                    _catch_up(conn, stored, batch_sizes, last_batch_far_behind=mode.endswith("idle"))
                 else:
                     start, turn = 0, 0
                     token = figures.DEFERRED.set(mode == "rebuilt")
@@ -172,10 +172,12 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
         reg.close()
 
 
-def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int]) -> None:
+def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, last_batch_far_behind: bool) -> None:
     """The live projector far behind, one transaction per batch: the first half of the batches come while it is
     far behind (the running sums wait), the rest once it has caught up (the first of them counts them). The first
-    deferred batch and the counting batch each roll back once and are applied again, as the consumer would."""
+    deferred batch and the counting batch each roll back once and are applied again, as the consumer would.
+    `last_batch_far_behind`: every batch comes far behind, and the sums are counted when the consumer, caught up,
+    says so between polls."""
     batches: list[list[StoredEvent]] = []
     start, turn = 0, 0
     while start < len(stored):
@@ -184,7 +186,7 @@ def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int]) -> N
         start, turn = start + size, turn + 1
     if len(batches) == 1:
         batches = [batches[0][:len(batches[0]) // 2], batches[0][len(batches[0]) // 2:]]
-    far = max(1, len(batches) // 2)
+    far = len(batches) if last_batch_far_behind else max(1, len(batches) // 2)
     position = [0]
     handler = CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: 10**6 if position[0] < far else 0)
     retried = set()
@@ -198,6 +200,10 @@ def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int]) -> N
         if index == 0:
             assert figures.sums_pending(conn), "the running sums wait while the projector is far behind"
         conn.commit()
+    if last_batch_far_behind:
+        assert figures.sums_pending(conn), "no batch came once the projector had caught up"
+        handler.when_caught_up(conn)
+        handler.when_caught_up(conn)
     assert not figures.sums_pending(conn), "caught up, the projector has counted them"
     never_analysed = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

@@ -104,9 +104,24 @@ class CatchingUp:
         finally:
             figures.SUMS_DEFERRED.reset(token)
         if behind <= self.until_events:
-            started = time.monotonic()
-            figures.recount_sums(conn)
-            analyze_tables(conn)
-            log.info("caught up: the statistics' running sums counted and the tables analysed in %.1f s",
-                     time.monotonic() - started)
-            self._deferring = None
+            self._recount(conn)
+
+    def when_caught_up(self, conn: psycopg.Connection) -> None:
+        """The consumer has caught up (a poll brought nothing, no record waits): counts the running sums if they
+        still wait. The batch that caught up may have started further behind than `until_events` (the lag is
+        measured before it, and a batch may be as large as a poll), and no batch may follow it."""
+        if self._deferring is False:
+            return
+        with conn.transaction():
+            if self._deferring is None:
+                self._deferring = figures.sums_pending(conn)
+            if self._deferring:
+                self._recount(conn)
+
+    def _recount(self, conn: psycopg.Connection) -> None:
+        started = time.monotonic()
+        figures.recount_sums(conn)
+        analyze_tables(conn)
+        log.info("caught up: the statistics' running sums counted and the tables analysed in %.1f s",
+                 time.monotonic() - started)
+        self._deferring = None
