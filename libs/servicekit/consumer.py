@@ -95,10 +95,12 @@ class ConsumerSettings:
     """How long the broker may hold a fetch that finds nothing; None keeps the kit's short default (a
     projection users wait on). Every empty fetch costs CPU on both sides, so a consumer that mostly idles
     and that nobody waits on asks for a longer one."""
-    max_poll_records: int | None = None
-    """Records per poll, so per transaction; None keeps the kit's default (2,000). A projection that catches up
-    from far behind (a bulk load, a rebuild) may ask for more: the rows its batches rewrite (a member's, each time
-    one of its events comes) are rewritten less often. Caught up, a poll brings what there is."""
+    catch_up_poll_records: int | None = None
+    """Records per poll, so per transaction, while the consumer is behind (by `behind_from_records` or more, or
+    by as yet unknown); None keeps the kit's 2,000. A projection that catches up from far behind (a bulk load, a
+    rebuild) asks for more: the rows its batches rewrite (a member's, each time one of its events comes) are
+    rewritten less often. Nearly caught up, it polls the kit's 2,000: beside a live load, 10,000 throughout gave
+    44–52 ms p50 against 54–55 (A/B on fresh stacks at 400 commands/s), within the noise but no better."""
 
 
 class PoisonMessage(Exception):
@@ -219,7 +221,7 @@ class EventConsumer:
             time.sleep(0.2)
             return 0
         self._check_topic_ids_if_due(consumer)
-        batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+        batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=self._poll_records())
         records = [r for part in batch.values() for r in part]
         if self._dead_letters_pending or time.monotonic() - self._retried_at > self.retry_interval_s:
             # Right after something was dead-lettered, else once a retry interval: read after every poll, the
@@ -245,6 +247,12 @@ class EventConsumer:
         self._measure_lag(consumer)
         self._fit_fetch_wait(consumer, brought_records=True)
         return len(applied)
+
+    def _poll_records(self) -> int | None:
+        wanted = self.settings.catch_up_poll_records
+        if wanted is None or (self.lag and self.total_lag() < self.behind_from_records):
+            return None
+        return wanted
 
     def _read_again(self, consumer: KafkaConsumer, records: list[Any]) -> None:
         """The batch's transaction did not commit (the database went away in the middle of it, say), or whether it
@@ -720,9 +728,8 @@ class EventConsumer:
         if set(ids) != set(self.settings.topics):
             log.info("waiting for topics %s", sorted(set(self.settings.topics) - set(ids)))
             return None
-        overrides = {key: value for key, value in (("fetch_max_wait_ms", self.settings.fetch_max_wait_ms),
-                                                   ("max_poll_records", self.settings.max_poll_records))
-                     if value is not None}
+        overrides = {} if self.settings.fetch_max_wait_ms is None else {
+            "fetch_max_wait_ms": self.settings.fetch_max_wait_ms}
         consumer = kafka_setup.new_consumer(self.settings.bootstrap_servers, client_id=self.settings.name,
                                             **overrides)
         assignment = [TopicPartition(t, p) for t in self.settings.topics for p in range(partitions[t])
