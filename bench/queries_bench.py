@@ -45,13 +45,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _time(samples: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    await call()  # warm the caches and the pool
-    out = []
+async def _time_side_by_side(samples: int, *calls: Callable[[], Awaitable[Any]]) -> list[list[float]]:
+    """Each call's latencies, taken in turns (one of each, then again): a machine whose speed drifts during the
+    run (this one has slower and faster phases) then moves a query and its floor together, not one of them."""
+    for call in calls:
+        await call()  # warm the caches and the pool
+    out: list[list[float]] = [[] for _ in calls]
     for _ in range(samples):
-        started = time.perf_counter()
-        await call()
-        out.append((time.perf_counter() - started) * 1000)
+        for call, latencies in zip(calls, out, strict=True):
+            started = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - started) * 1000)
     return out
 
 
@@ -122,7 +126,8 @@ async def measure(gateway_url: str, database_url: str, token: str, samples: int,
         ]
         results = []
         for name, over_graphql, over_sql in cases:
-            results.append(Latency(name, await _time(samples, over_graphql), await _time(samples, over_sql)))
+            graphql_ms, sql_ms = await _time_side_by_side(samples, over_graphql, over_sql)
+            results.append(Latency(name, graphql_ms, sql_ms))
     finally:
         await client.close()
     await pool.close()
