@@ -80,7 +80,7 @@ def rebuild(settings: ServiceSettings, *, live_schema: str, make_consumer: Calla
         sys.stderr.flush()
     # Analysed before the swap, too: the live API's first plans after it are made on these statistics.
     with connect(settings.database_url, schema=fresh) as sums, connect(settings.database_url, schema=fresh) as counts:
-        count_deferred(sums, counts)
+        count_deferred(sums, counts, beside=lambda: connect(settings.database_url, schema=fresh))
         sums.commit()
         counts.commit()
     stamp = time.strftime("%Y%m%d%H%M%S")

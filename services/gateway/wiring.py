@@ -11,7 +11,7 @@ from contracts import registry_v1, topics
 from gateway.projections import CATCH_UP_FROM, PROJECTIONS, CatchingUp, prepare_session
 from gateway.projections.base import batch_dispatcher, dispatcher
 from servicekit.consumer import ConsumerSettings, EventConsumer
-from servicekit.database import CONSUMER_SCHEMA_DDL, migrate
+from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import setup_telemetry
 
@@ -32,7 +32,8 @@ def migrate_gateway(settings: ServiceSettings) -> None:
 
 def projector(settings: ServiceSettings) -> EventConsumer:
     batches = CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: consumer.total_lag(),
-                         from_events=int(os.environ.get("GATEWAY_CATCH_UP_FROM", CATCH_UP_FROM)))
+                         from_events=int(os.environ.get("GATEWAY_CATCH_UP_FROM", CATCH_UP_FROM)),
+                         beside=lambda: connect(settings.database_url, schema=SCHEMA))
     consumer = EventConsumer(
         ConsumerSettings(name=PROJECTOR, database_url=settings.database_url, schema=SCHEMA,
                          bootstrap_servers=settings.kafka_bootstrap_servers, topics=CONSUMED_TOPICS,

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
@@ -124,15 +125,21 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
             conn.autocommit = True
             assert differences(conn) == [], "incremental counts equal a recount"
         apply_many = batch_dispatcher(PROJECTIONS)
-        for mode, prefix in (("batched", "b"), ("rebuilt", "r"), ("caught up", "c"), ("caught up, then idle", "i")):
+        for mode, prefix in (("batched", "b"), ("rebuilt", "r"), ("rebuilt, counted side by side", "s"),
+                             ("caught up", "c"), ("caught up, then idle", "i")):
             batched_schema = f"{prefix}_{suffix}"
             migrate(database_url, schema=batched_schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+
+            def beside(schema: str = batched_schema) -> Any:
+                return connect(database_url, schema=schema)
+
             with connect(database_url, schema=batched_schema) as conn:
                 if mode.startswith("caught up"):
-                    _catch_up(conn, stored, batch_sizes, last_batch_far_behind=mode.endswith("idle"))
+                    _catch_up(conn, stored, batch_sizes, last_batch_far_behind=mode.endswith("idle"),
+                              beside=beside if mode.endswith("idle") else None)
                 else:
                     start, turn = 0, 0
-                    token = figures.DEFERRED.set(mode == "rebuilt")
+                    token = figures.DEFERRED.set(mode.startswith("rebuilt"))
                     try:
                         while start < len(stored):
                             size = batch_sizes[turn % len(batch_sizes)]
@@ -140,11 +147,11 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
                             start, turn = start + size, turn + 1
                     finally:
                         figures.DEFERRED.reset(token)
-                if mode == "rebuilt":
+                if mode.startswith("rebuilt"):
                     assert conn.execute("SELECT (SELECT count(*) FROM statistics_deltas) + (SELECT count(*) FROM"
                                         " unit_member_counts)").fetchone() == (0,), \
                         "a rebuild leaves the running sums and the per-unit counts alone until it counts them"
-                    figures.recount(conn, members_at_once=3)
+                    figures.recount(conn, members_at_once=3, beside=beside if mode.endswith("side") else None)
                     recount_unit_counts(conn)
                 conn.commit()
                 for table, (where, order) in PROJECTED_TABLES.items():
@@ -172,7 +179,8 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
         reg.close()
 
 
-def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, last_batch_far_behind: bool) -> None:
+def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, last_batch_far_behind: bool,
+              beside: figures.Connect | None = None) -> None:
     """The live projector far behind, one transaction per batch: the first half of the batches come while it is
     far behind (the running sums wait), the rest once it has caught up (the first of them counts them). The first
     deferred batch and the counting batch each roll back once and are applied again, as the consumer would.
@@ -188,7 +196,8 @@ def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, l
         batches = [batches[0][:len(batches[0]) // 2], batches[0][len(batches[0]) // 2:]]
     far = len(batches) if last_batch_far_behind else max(1, len(batches) // 2)
     position = [0]
-    handler = CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: 10**6 if position[0] < far else 0)
+    handler = CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: 10**6 if position[0] < far else 0,
+                         beside=beside)
     retried = set()
     for index, batch in enumerate(batches):
         position[0] = index
@@ -259,3 +268,52 @@ async def _check_reconciliation(database_url: str, schema: str, unit_ids: list[s
                     assert await cur.fetchall() == [], "a member counts in one place at a time"
     finally:
         await pool.close()
+
+
+def test_a_count_side_by_side_that_fails_leaves_the_sums_pending_and_takes_its_tables_away(
+        database_url: str, tmp_path: Path) -> None:
+    """The live projector counts the sums on connections of its own once it has caught up between polls. One of them
+    failing fails the count as a whole: the statistics stay refused, the old sums stay, nothing is left behind; the
+    next attempt counts what one connection alone would have."""
+    suffix = uuid.uuid4().hex[:10]
+    reg = registry_for(database_url, f"r_{suffix}", f"t.{suffix}", tmp_path)
+    schema = f"f_{suffix}"
+    try:
+        build_history(reg, [("move", 0, 2, dt.date(2018, 1, 1)), ("enrol", 1, dt.date(2019, 3, 1), dt.date(1965, 5, 5)),
+                            ("reattach", 2, 1, dt.date(2020, 7, 1)), ("die", 1, dt.date(2021, 2, 3))])
+        migrate(database_url, schema=schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+        stored = [e for _, e in reg.registry.store.read_all(after=Checkpoint(), limit=100_000)]
+        opened: list[int] = []
+        fail_at = [3]  # the second of the two connections that expand the members
+
+        def failing_beside() -> Any:
+            opened.append(1)
+            if len(opened) == fail_at[0]:
+                raise OSError("connection refused")
+            return connect(database_url, schema=schema)
+
+        with connect(database_url, schema=schema) as conn:
+            far_behind = CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: 10**6, beside=failing_beside)
+            far_behind(conn, [consumed(e) for e in stored])
+            conn.commit()
+            with pytest.raises(OSError):
+                far_behind.when_caught_up(conn)
+            conn.rollback()
+            assert figures.sums_pending(conn), "the statistics are still refused"
+            assert conn.execute("SELECT count(*) FROM statistics_deltas").fetchone() == (0,), "the old sums stay"
+            left = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE"
+                                " 'statistics_recount%%'", (schema,)).fetchall()
+            assert left == [], "the tables the connections beside filled are gone"
+
+            fail_at[0] = 0
+            far_behind.when_caught_up(conn)
+            conn.commit()
+            assert not figures.sums_pending(conn)
+            side_by_side = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+            assert side_by_side, "the history has figures"
+            figures.recount_sums(conn)
+            alone = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+            assert side_by_side == alone, "side by side, the count is what one connection alone counts"
+            conn.rollback()
+    finally:
+        reg.close()

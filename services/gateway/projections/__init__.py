@@ -40,16 +40,18 @@ def analyze_tables(conn: psycopg.Connection, *, only: Collection[str] | None = N
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
-def count_deferred(sums: psycopg.Connection, counts: psycopg.Connection) -> None:
+def count_deferred(sums: psycopg.Connection, counts: psycopg.Connection, *, beside: figures.Connect | None = None
+                   ) -> None:
     """What the projections leave alone while figures.DEFERRED is set (a rebuild), counted from their rows, and every
-    table analysed, on two connections side by side: the statistics' ancestry and running sums on `sums`, the
-    per-unit counts and the other tables' statistics on `counts`. Neither commits. One at a time they took 4.9 s
-    at `small`, the running sums' statements 3.4 s of it on one core, the per-unit counts (Python, mostly) and the
-    analysis 1.2 s more."""
+    table analysed, on connections side by side: the statistics' ancestry and running sums on `sums` (with
+    `beside`, counted by connections of their own, figures.recount_sums), the per-unit counts and the other tables'
+    statistics on `counts`. `sums` commits the ancestry when `beside` is given; otherwise neither commits. One at a
+    time they took 4.9 s at `small`, the running sums' statements 3.4 s of it on one core, the per-unit counts
+    (Python, mostly) and the analysis 1.2 s more."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-units") as pool:
         counting_units = pool.submit(_count_units_and_analyze, counts)
         try:
-            figures.recount(sums)
+            figures.recount(sums, beside=beside)
             analyze_tables(sums, only=figures.RECOUNTED_TABLES)
         finally:
             counting_units.result()
@@ -78,9 +80,12 @@ class CatchingUp:
     current."""
 
     def __init__(self, apply_many: ApplyMany, behind: Callable[[], int], *, from_events: int = CATCH_UP_FROM,
-                 until_events: int = CATCH_UP_UNTIL) -> None:
+                 until_events: int = CATCH_UP_UNTIL, beside: figures.Connect | None = None) -> None:
+        """`beside`: connections that count the sums side by side once the projector has caught up between
+        polls, when every row they read is committed (figures.recount_sums)."""
         self._apply_many = apply_many
         self._behind = behind
+        self._beside = beside
         self.from_events, self.until_events = from_events, until_events
         self._deferring: bool | None = None
         """None: not known (at start, and after a recount, whose transaction may yet roll back): read the table."""
@@ -104,6 +109,7 @@ class CatchingUp:
         finally:
             figures.SUMS_DEFERRED.reset(token)
         if behind <= self.until_events:
+            # In this batch's transaction, whose rows no other connection sees yet: counted on this one alone.
             self._recount(conn)
 
     def when_caught_up(self, conn: psycopg.Connection) -> None:
@@ -116,11 +122,11 @@ class CatchingUp:
             if self._deferring is None:
                 self._deferring = figures.sums_pending(conn)
             if self._deferring:
-                self._recount(conn)
+                self._recount(conn, beside=self._beside)
 
-    def _recount(self, conn: psycopg.Connection) -> None:
+    def _recount(self, conn: psycopg.Connection, *, beside: figures.Connect | None = None) -> None:
         started = time.monotonic()
-        figures.recount_sums(conn)
+        figures.recount_sums(conn, beside=beside)
         analyze_tables(conn)
         log.info("caught up: the statistics' running sums counted and the tables analysed in %.1f s",
                  time.monotonic() - started)
