@@ -126,7 +126,8 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
             assert differences(conn) == [], "incremental counts equal a recount"
         apply_many = batch_dispatcher(PROJECTIONS)
         for mode, prefix in (("batched", "b"), ("rebuilt", "r"), ("rebuilt, counted side by side", "s"),
-                             ("caught up", "c"), ("caught up, then idle", "i")):
+                             ("caught up", "c"), ("caught up, counted in the pause", "p"),
+                             ("caught up, then idle", "i")):
             batched_schema = f"{prefix}_{suffix}"
             migrate(database_url, schema=batched_schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
 
@@ -136,7 +137,7 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
             with connect(database_url, schema=batched_schema) as conn:
                 if mode.startswith("caught up"):
                     _catch_up(conn, stored, batch_sizes, last_batch_far_behind=mode.endswith("idle"),
-                              beside=beside if mode.endswith("idle") else None)
+                              beside=None if mode == "caught up" else beside)
                 else:
                     start, turn = 0, 0
                     token = figures.DEFERRED.set(mode.startswith("rebuilt"))
@@ -182,10 +183,11 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
 def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, last_batch_far_behind: bool,
               beside: figures.Connect | None = None) -> None:
     """The live projector far behind, one transaction per batch: the first half of the batches come while it is
-    far behind (the running sums wait), the rest once it has caught up (the first of them counts them). The first
-    deferred batch and the counting batch each roll back once and are applied again, as the consumer would.
-    `last_batch_far_behind`: every batch comes far behind, and the sums are counted when the consumer, caught up,
-    says so between polls."""
+    far behind (the running sums wait), the rest once it has caught up (the first of them counts them, or with
+    `beside` the second, or, if there is none, the two connections once the consumer says it has caught up between
+    polls). The first deferred batch and the counting batch each roll back once and are applied again, as the
+    consumer would. `last_batch_far_behind`: every batch comes far behind, and the sums are counted when the
+    consumer, caught up, says so between polls."""
     batches: list[list[StoredEvent]] = []
     start, turn = 0, 0
     while start < len(stored):
@@ -202,7 +204,8 @@ def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, l
     for index, batch in enumerate(batches):
         position[0] = index
         handler(conn, [consumed(e) for e in batch])
-        if index in (0, far) and index not in retried:
+        counting = far + 1 if beside is not None else far
+        if index in (0, counting) and index not in retried:
             retried.add(index)
             conn.rollback()
             handler(conn, [consumed(e) for e in batch])
@@ -213,6 +216,8 @@ def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, l
         assert figures.sums_pending(conn), "no batch came once the projector had caught up"
         handler.when_caught_up(conn)
         handler.when_caught_up(conn)
+    elif beside is not None:
+        handler.when_caught_up(conn)  # the pause after the last batch
     assert not figures.sums_pending(conn), "caught up, the projector has counted them"
     never_analysed = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -317,3 +322,57 @@ def test_a_count_side_by_side_that_fails_leaves_the_sums_pending_and_takes_its_t
             conn.rollback()
     finally:
         reg.close()
+
+
+def test_near_the_end_a_batch_leaves_the_count_to_the_pause_and_the_next_batch_makes_it_if_records_keep_coming(
+        database_url: str, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    reg = registry_for(database_url, f"r_{suffix}", f"t.{suffix}", tmp_path)
+    try:
+        build_history(reg, [("enrol", 2, dt.date(2019, 3, 1), dt.date(1965, 5, 5)), ("move", 0, 4, dt.date(2020, 1, 2)),
+                            ("enrol", 4, dt.date(2021, 3, 1), dt.date(1955, 5, 5))])
+        stored = [e for _, e in reg.registry.store.read_all(after=Checkpoint(), limit=100_000)]
+        thirds = [stored[:len(stored) // 3], stored[len(stored) // 3:2 * len(stored) // 3],
+                  stored[2 * len(stored) // 3:]]
+        for records_keep_coming in (False, True):
+            _count_near_the_end(database_url, f"{'k' if records_keep_coming else 'p'}_{suffix}",
+                                [[consumed(e) for e in third] for third in thirds], records_keep_coming)
+    finally:
+        reg.close()
+
+
+def _count_near_the_end(database_url: str, schema: str, batches: list[list[ConsumedEvent]],
+                        records_keep_coming: bool) -> None:
+    migrate(database_url, schema=schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+    opened: list[str] = []
+
+    def beside() -> Any:
+        opened.append(schema)
+        return connect(database_url, schema=schema)
+
+    behind = [10**6]
+    handler = CatchingUp(batch_dispatcher(PROJECTIONS), behind=lambda: behind[0], beside=beside)
+    with connect(database_url, schema=schema) as conn:
+        handler(conn, batches[0])
+        conn.commit()
+        behind[0] = 0
+        handler(conn, batches[1])
+        conn.commit()
+        assert figures.sums_pending(conn), "the first batch near the end leaves the count to the pause"
+        if records_keep_coming:
+            handler(conn, batches[2])
+            conn.commit()
+            assert not figures.sums_pending(conn), "records kept coming: the next batch counted them"
+            assert opened == [], "in its own transaction, on its own connection"
+        else:
+            handler.when_caught_up(conn)
+            conn.commit()
+            assert not figures.sums_pending(conn), "counted in the pause"
+            assert len(opened) > 2, "on connections of their own"
+            handler(conn, batches[2])
+            conn.commit()
+        counted = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+        assert counted, "the history has figures"
+        figures.recount_sums(conn)
+        assert counted == conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+        conn.rollback()
