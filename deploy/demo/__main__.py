@@ -9,6 +9,7 @@ the registry's command path, waits until the relay has published everything, and
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "unused-by-the-loader")
 
-    from demo.loader import STATE_CACHE, DemoLoader, ProgressBar
+    from demo.loader import STATE_CACHE, DemoLoader, ProgressBar, planned_day
     from registry.main import build
     from servicekit.jsonlog import setup_logging
     from servicekit.runner import load_settings
@@ -78,15 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo: planning the {args.scale} register (seed {args.seed}) ...", file=sys.stderr, flush=True)
     if args.scale == NATIONAL.name:
         return national(args.seed, args.provinces, marker)
-    plan = DemoPlan(SCALES[args.scale], seed=args.seed)
-    steps = list(plan.steps())
+    registry = build(load_settings(), max_pool=4, state_cache=STATE_CACHE)
+    try:
+        day = planned_day(registry, args.scale, args.seed, dt.date.today())
+        if day != dt.date.today():
+            print(f"demo: resuming the load planned on {day.isoformat()} (its history runs to that day)",
+                  file=sys.stderr, flush=True)
+        plan = DemoPlan(SCALES[args.scale], seed=args.seed, today=day)
+        steps = list(plan.steps())
+    except BaseException:
+        registry.close()
+        raise
     bar = ProgressBar(sum(step.weight for step in steps))
 
     def progress(weight: int, label: str) -> None:
         bar.advance(weight, label)
         marker.write_text(f"loading the {args.scale} demo: {bar.done / bar.total:.0%} ({label})")
 
-    registry = build(load_settings(), max_pool=4, state_cache=STATE_CACHE)
     try:
         try:
             report = DemoLoader(registry, plan, on_progress=progress).run(steps)

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS demo_steps (
   finished_at timestamptz,
   PRIMARY KEY (scale, seed, step_key)
 );
+CREATE TABLE IF NOT EXISTS demo_runs (
+  scale text NOT NULL,
+  seed integer NOT NULL,
+  planned_on date NOT NULL,
+  PRIMARY KEY (scale, seed)
+);
 """
 ACTOR = "demo-loader"
 # Every member and unit of a register stays folded between the loader's commands: each year's facts then read
@@ -112,6 +118,19 @@ class Plan(Protocol):
     def seed(self) -> int: ...
 
     def steps(self) -> Iterator[Step]: ...
+
+
+def planned_day(registry: Registry, scale: str, seed: int, today: dt.date) -> dt.date:
+    """The day a load of this scale and seed plans its history up to: `today` for the first load, and the first
+    load's day for every one after it. A plan runs "from 2015 to today", so a load interrupted on one day and
+    resumed on the next would otherwise take up a different plan, whose steps no longer follow from those done."""
+    with registry.pool.connection() as conn:
+        conn.execute(DDL)
+        conn.execute("INSERT INTO demo_runs (scale, seed, planned_on) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                     (scale, seed, today))
+        row = conn.execute("SELECT planned_on FROM demo_runs WHERE scale = %s AND seed = %s", (scale, seed)).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
 
 
 class DemoLoader:
