@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         day = planned_day(registry, args.scale, args.seed, dt.date.today())
         if day != dt.date.today():
-            print(f"demo: resuming the load planned on {day.isoformat()} (its history runs to that day)",
+            print(f"demo: going on with the load planned on {day.isoformat()} (its history runs to that day)",
                   file=sys.stderr, flush=True)
         plan = DemoPlan(SCALES[args.scale], seed=args.seed, today=day)
         steps = list(plan.steps())
