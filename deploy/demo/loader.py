@@ -225,7 +225,8 @@ class DemoLoader:
             self.member_ids.update({r.citizen_id: member_uuid(self.seed, r.citizen_id) for r in payload})
             return count
         if step.action == "facts":
-            return self._run(step, commands.record_member_facts(step.key, [self._fact(f) for f in payload]))
+            today = commands.clock()
+            return self._run(step, commands.record_member_facts(step.key, [self._fact(f, today) for f in payload]))
         if step.action == "cards":
             exchange: CardExchange = payload
             return self._run(step, commands.exchange_cards(step.key, [self._member(c) for c in exchange.citizen_ids],
@@ -262,8 +263,7 @@ class DemoLoader:
             status=row.status, admitted_on=row.admitted_on, source="existing", official_on=row.official_on,
             card_number=row.card_number, profile=dict(row.profile))
 
-    def _fact(self, fact: Fact) -> tuple[str, MemberDecision]:
-        today = self.registry.commands.clock()
+    def _fact(self, fact: Fact, today: dt.date) -> tuple[str, MemberDecision]:
         detail = fact.detail
         on = fact.on
         decide: MemberDecision

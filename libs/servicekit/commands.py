@@ -120,11 +120,14 @@ class CommandResult:
 
 
 class StateCache:
-    """Folded aggregate states at the version they were read at, so that a command reads only the events after it.
+    """Folded aggregate states at the version they were read at, so that a command need not read them again.
 
     Committed events never change, so a state read in a committed transaction stays true at its version; a command
     bus keeps only those (UnitOfWork.read). The least recently used are dropped beyond `max_streams`. States are
-    immutable values (frozen dataclasses), shared by every command that reads them."""
+    immutable values (frozen dataclasses), shared by every command that reads them.
+
+    A cached state may be behind its stream (another process appended), so a unit of work that takes one checks
+    it before its command can stand (UnitOfWork.flush)."""
 
     def __init__(self, max_streams: int) -> None:
         self.max_streams = max_streams
@@ -146,6 +149,11 @@ class StateCache:
                     found[stream] = (entry[1], entry[2])
         return found
 
+    def forget(self, aggregate: Aggregate[Any], streams: Iterable[str]) -> None:
+        with self._lock:
+            for stream in streams:
+                self._states.pop((id(aggregate), stream), None)
+
     def keep(self, states: Iterable[tuple[Aggregate[Any], str, int, Any]]) -> None:
         with self._lock:
             for aggregate, stream, version, state in states:
@@ -158,6 +166,9 @@ class StateCache:
                 self._states.popitem(last=False)
 
 
+_UNKNOWN: Any = object()
+
+
 class UnitOfWork:
     """What a handler sees: loaded aggregates and the events it decided, written together at the end."""
 
@@ -168,6 +179,10 @@ class UnitOfWork:
         self._pending: dict[str, tuple[int, list[NewEvent]]] = {}
         self._order: list[str] = []
         self._versions: dict[str, int] = {}
+        self._unread: dict[str, tuple[Aggregate[Any], int]] = {}
+        """Streams taken from the cache without a read, at their cached version: each is checked before the
+        command stands (see flush)."""
+        self._folded: dict[str, Any] = {}
         self.read = read if read is not None else []
         """Every state this unit of work folded, at its version (for the StateCache once the transaction has
         committed)."""
@@ -176,29 +191,43 @@ class UnitOfWork:
         return self.load_many(aggregate, [aggregate_id])[0]
 
     def load_many(self, aggregate: Aggregate[S], aggregate_ids: Sequence[str]) -> list[Loaded[S]]:
-        """Fold several aggregates of one kind, read in one round trip (from their cached states on, if any)."""
+        """Fold several aggregates of one kind: cached states as they are, the others read in one round trip.
+
+        A cached state is not read again here: a stream the command appends to is checked by the append itself
+        (its next version collides on the unique (stream, version) index if anyone wrote after the cached one),
+        and only the others are read, once, when the command ends (`flush`, or a refusal). A bulk command over a
+        thousand members then reads nothing back."""
         streams = [f"{aggregate.category}-{aggregate_id}" for aggregate_id in aggregate_ids]
         cached = self._states.get(aggregate, streams) if self._states is not None else {}
-        if cached:
-            histories = self.tx.read_streams(streams, after={s: version for s, (version, _) in cached.items()})
-        else:
-            histories = self.tx.read_streams(streams)
+        unread = [stream for stream in streams if stream not in cached]
+        histories = self.tx.read_streams(unread) if unread else {}
         loaded: list[Loaded[S]] = []
         for stream in streams:
-            version, state = cached.get(stream, (0, aggregate.initial))
-            for event in histories.get(stream, []):
-                state = aggregate.evolve(state, event)
-                version = event.version
+            if stream in cached:
+                version, state = cached[stream]
+                self._unread.setdefault(stream, (aggregate, version))
+            else:
+                version, state = 0, aggregate.initial
+                for event in histories.get(stream, []):
+                    state = aggregate.evolve(state, event)
+                    version = event.version
             self._versions[stream] = version
             self.read.append((aggregate, stream, version, state))
             loaded.append(Loaded(stream, state, version))
         return loaded
 
-    def record(self, stream_id: str, events: Sequence[NewEvent], *, expected_version: int) -> int:
-        """Queue events for a stream; returns the version the stream will have."""
+    def record(self, stream_id: str, events: Sequence[NewEvent], *, expected_version: int,
+               state_after: Any = _UNKNOWN) -> int:
+        """Queue events for a stream; returns the version the stream will have. `state_after`: the loaded state
+        with everything recorded for the stream in this unit of work folded in, when the handler has it; it is
+        then cached as it is rather than folded again from the stored events."""
         if stream_id in self._versions and stream_id not in self._pending \
                 and self._versions[stream_id] != expected_version:
             raise ConcurrencyError(stream_id, expected_version)
+        if state_after is _UNKNOWN:
+            self._folded.pop(stream_id, None)
+        else:
+            self._folded[stream_id] = state_after
         if stream_id in self._pending:
             base, queued = self._pending[stream_id]
             queued.extend(events)
@@ -222,12 +251,48 @@ class UnitOfWork:
         return sum(len(q) for _, q in self._pending.values())
 
     def flush(self, metadata: EventMetadata) -> list[StoredEvent]:
+        """Append what the handler recorded, once the cached states it decided on are known to be current."""
         batches = [(s, self._pending[s][0], self._pending[s][1]) for s in self._order if self._pending[s][1]]
-        stored = self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count,
-                                     verified_streams=frozenset(self._versions))
+        appended = {stream for stream, _, _ in batches}
+        self.check_unread(except_streams=appended)
+        try:
+            stored = self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count,
+                                         verified_streams=frozenset(self._versions))
+        except Exception:
+            # A collision on a stream taken from the cache means the cached state was behind: the retry reads it.
+            self.forget_unread(appended)
+            raise
         if self._states is not None and stored:
             self._fold_appended(stored)
         return stored
+
+    def check_unread(self, *, except_streams: Iterable[str] = ()) -> None:
+        """Read the streams taken from the cache (but those in `except_streams`) after their cached versions, in
+        one round trip: anything there means the command decided on a state that was behind, so it is refused as
+        a ConcurrencyError (the bus retries it, reading those streams)."""
+        skipped = set(except_streams)
+        after = {stream: version for stream, (_, version) in self._unread.items() if stream not in skipped}
+        if not after:
+            return
+        newer = self.tx.read_streams(list(after), after=after)
+        behind = [stream for stream, events in newer.items() if events]
+        if behind:
+            self.forget_unread(behind)
+            raise ConcurrencyError(behind[0], after[behind[0]])
+        for stream in after:
+            del self._unread[stream]
+
+    def forget_unread(self, streams: Iterable[str] | None = None) -> None:
+        """Drop these cached states (all taken unread, when None), so that the next attempt reads them."""
+        if self._states is None:
+            return
+        by_aggregate: dict[int, tuple[Aggregate[Any], list[str]]] = {}
+        for stream in self._unread if streams is None else streams:
+            if stream in self._unread:
+                aggregate = self._unread[stream][0]
+                by_aggregate.setdefault(id(aggregate), (aggregate, []))[1].append(stream)
+        for aggregate, names in by_aggregate.values():
+            self._states.forget(aggregate, names)
 
     def _fold_appended(self, stored: list[StoredEvent]) -> None:
         """The states this command leaves, folded from the events it appended: once it commits, the next command
@@ -243,8 +308,11 @@ class UnitOfWork:
             events.sort(key=lambda e: e.version)
             if events[0].version != version + 1:
                 continue
-            for event in events:
-                state = aggregate.evolve(state, event)
+            if stream in self._folded:
+                state = self._folded[stream]
+            else:
+                for event in events:
+                    state = aggregate.evolve(state, event)
             self.read.append((aggregate, stream, events[-1].version, state))
 
 
@@ -292,10 +360,18 @@ class CommandBus:
     def _attempt(self, context: CommandContext, handler: Handler, request_fingerprint: str,
                  then: Callable[[Any, CommandResult], None] | None) -> CommandResult:
         read: list[tuple[Aggregate[Any], str, int, Any]] = []
-        with self._store.transaction() as tx:
-            result = self.run_in(tx, context, handler, request_fingerprint=request_fingerprint, read=read)
-            if then is not None:
-                then(tx, result)
+        try:
+            with self._store.transaction() as tx:
+                result = self.run_in(tx, context, handler, request_fingerprint=request_fingerprint, read=read)
+                if then is not None:
+                    then(tx, result)
+        except ConcurrencyError:
+            # Some state this attempt decided on was behind (a store may only find out at the commit): the
+            # next attempt reads every one of them.
+            if self.states is not None:
+                for aggregate, stream, _, _ in read:
+                    self.states.forget(aggregate, [stream])
+            raise
         if self.states is not None:
             self.states.keep(read)
         return result
@@ -320,7 +396,20 @@ class CommandBus:
                     replayed=True,
                 )
         uow = UnitOfWork(tx, self.states, read)
-        outcome = handler(uow)
+        try:
+            outcome = handler(uow)
+        except ConcurrencyError:
+            uow.forget_unread()
+            raise
+        except Exception as refusal:
+            # A refusal decided on a cached state stands only if that state was current.
+            try:
+                uow.check_unread()
+            except ConcurrencyError:
+                raise
+            except Exception:
+                raise refusal from None
+            raise
         stored = uow.flush(context.metadata())
         if self._inline is not None and stored:
             self._inline(tx, stored)

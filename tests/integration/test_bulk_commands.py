@@ -102,6 +102,28 @@ def test_facts_in_bulk_fold_in_order_and_a_refusal_writes_nothing(reg: RegistryU
     assert state.status == "deceased"
 
 
+def test_the_state_facts_in_bulk_leave_in_the_cache_is_the_one_folded_from_the_stored_events(
+        reg: RegistryUnderTest) -> None:
+    from registry.application.handlers import MEMBER
+
+    cell = reg.unit("grassroots_cell", reg.unit("city_committee"))
+    member_id = reg.member(cell, admitted_on=dt.date(2000, 5, 19))
+    facts = [
+        (member_id, lambda m, _: members.rate(m, year=2024, level="khong_hoan_thanh", today=TODAY)),
+        (member_id, lambda m, _: members.rate(m, year=2025, level="khong_hoan_thanh", today=TODAY)),
+        (member_id, lambda m, _: members.exempt(m, effective_on=dt.date(2026, 3, 1), reason="sức khỏe yếu",
+                                                decision_ref=None, today=TODAY)),
+    ]
+    reg.run(reg.commands.record_member_facts("f1", facts))
+    states = reg.registry.bus.states
+    assert states is not None
+    stream = f"member-{member_id}"
+    version, cached = states.get(MEMBER, [stream])[stream]
+    assert version == len(reg.events(stream)) > 3
+    assert cached == reg.member_state(member_id)
+    assert cached.on_screening_list and cached.exempted
+
+
 def test_cards_are_exchanged_in_bulk_with_fresh_numbers(reg: RegistryUnderTest) -> None:
     cell = reg.unit("grassroots_cell", reg.unit("city_committee"))
     holders = [reg.member(cell) for _ in range(3)]

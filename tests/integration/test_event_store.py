@@ -3,9 +3,11 @@ command bus's cache of folded states over each."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -82,7 +84,8 @@ NUMBERS: Aggregate[tuple[int, ...]] = Aggregate(category="unit", initial=(),
                                                  evolve=lambda state, e: (*state, e.data["n"]))
 
 
-def test_a_cached_state_reads_on_from_its_version_and_takes_in_what_others_appended(store: EventStore) -> None:
+def test_a_cached_state_that_is_behind_its_stream_is_read_again_before_the_command_stands(store: EventStore
+                                                                                          ) -> None:
     failing = [False]
 
     def inline(tx: object, stored: object) -> None:
@@ -101,10 +104,12 @@ def test_a_cached_state_reads_on_from_its_version_and_takes_in_what_others_appen
 
     bus.execute(CommandContext(actor="c"), command(1))
     bus.execute(CommandContext(actor="c"), command(2))
-    # Another process appends behind this bus's back: the cached state is at version 2, the stream at 3.
+    # Another process appends behind this bus's back: the cached state is at version 2, the stream at 3. The
+    # command decides on the cached state, is refused when it ends (it appended nothing, so the stream is read
+    # after the cached version), and runs again on the state read from the store.
     store.append(stream_id=stream, expected_version=2, events=[event(3)], metadata=metadata())
     bus.execute(CommandContext(actor="c"), command(None))
-    assert seen == [(), (1,), (1, 2, 3)]
+    assert seen == [(), (1,), (1, 2), (1, 2, 3)]
 
     # Appended and folded, then rolled back: the fold with 4 must not be kept.
     failing[0] = True
@@ -134,6 +139,79 @@ def test_a_stale_cached_state_cannot_append_over_a_newer_version(store: EventSto
     with pytest.raises(ConcurrencyError):
         bus.execute(CommandContext(actor="c"), append(2))
     assert [e.data["n"] for e in store.read_stream(stream)] == [1, 99]
+
+
+class _CountingReads:
+    """The store, with every `read_streams` of a command's transaction written down."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.reads: list[list[str]] = []
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[object]:
+        with self.store.transaction() as tx:
+            yield _CountingTransaction(tx, self.reads)
+
+
+class _CountingTransaction:
+    def __init__(self, tx: Any, reads: list[list[str]]) -> None:
+        self._tx = tx
+        self._reads = reads
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def read_streams(self, stream_ids: Any, *, after: Any = None) -> Any:
+        self._reads.append(list(stream_ids))
+        return self._tx.read_streams(stream_ids, after=after)
+
+
+def test_a_command_appending_to_a_cached_state_reads_nothing_and_a_stale_one_collides_and_is_retried(
+        store: EventStore) -> None:
+    counting = _CountingReads(store)
+    bus = CommandBus(counting, states=StateCache(max_streams=10))
+    stream = new_stream()
+    seen: list[tuple[int, ...]] = []
+
+    def append(n: int) -> Handler:
+        def handle(uow: UnitOfWork) -> Outcome:
+            seen.append(numbers(uow, stream, append=n))
+            return Outcome(stream, stream)
+        return handle
+
+    bus.execute(CommandContext(actor="c"), append(1))
+    reads_before = len(counting.reads)
+    bus.execute(CommandContext(actor="c"), append(2))
+    assert len(counting.reads) == reads_before, "the cached state was taken as it is; the append checks it"
+    store.append(stream_id=stream, expected_version=2, events=[event(99)], metadata=metadata())
+    result = bus.execute(CommandContext(actor="c"), append(3))
+    assert seen == [(), (1,), (1, 2), (1, 2, 99)], "the stale attempt collided; the retry read the stream"
+    assert result.version == 4
+    assert [e.data["n"] for e in store.read_stream(stream)] == [1, 2, 99, 3]
+
+
+def test_a_refusal_decided_on_a_stale_cached_state_is_decided_again_on_the_current_one(store: EventStore) -> None:
+    bus = CommandBus(store, states=StateCache(max_streams=10))
+    stream = new_stream()
+    attempts = [0]
+
+    def needing(n: int) -> Handler:
+        def handle(uow: UnitOfWork) -> Outcome:
+            attempts[0] += 1
+            if n not in numbers(uow, stream):
+                raise ValueError(f"refused: no {n} yet")
+            return Outcome(stream, stream)
+        return handle
+
+    bus.execute(CommandContext(actor="c"), lambda uow: (numbers(uow, stream, append=1), Outcome(stream, stream))[1])
+    with pytest.raises(ValueError, match="no 7"):
+        bus.execute(CommandContext(actor="c"), needing(7))
+    assert attempts == [1], "a refusal on a current cached state stands at once"
+    store.append(stream_id=stream, expected_version=1, events=[event(7)], metadata=metadata())
+    attempts[0] = 0
+    bus.execute(CommandContext(actor="c"), needing(7))
+    assert attempts == [2], "refused on the cached state, then decided on the one read from the store"
 
 
 def test_the_state_cache_keeps_the_most_recently_used_states() -> None:

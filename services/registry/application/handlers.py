@@ -326,7 +326,8 @@ class RegistryCommands:
             for member_id, events in decided.items():
                 if events:
                     entry = loaded[member_id]
-                    uow.record(entry.stream_id, to_new_events(events), expected_version=entry.version)
+                    uow.record(entry.stream_id, to_new_events(events), expected_version=entry.version,
+                               state_after=states[member_id])
             return Outcome(batch_id, f"batch-{batch_id}", {"facts": len(facts)})
 
         return handle
