@@ -191,26 +191,28 @@ class UnitOfWork:
         return self.load_many(aggregate, [aggregate_id])[0]
 
     def load_many(self, aggregate: Aggregate[S], aggregate_ids: Sequence[str]) -> list[Loaded[S]]:
-        """Fold several aggregates of one kind: cached states as they are, the others read in one round trip.
+        """Fold several aggregates of one kind, in one round trip at most.
 
-        A cached state is not read again here: a stream the command appends to is checked by the append itself
-        (its next version collides on the unique (stream, version) index if anyone wrote after the cached one),
-        and only the others are read, once, when the command ends (`flush`, or a refusal). A bulk command over a
-        thousand members then reads nothing back."""
+        When every one of them is cached, nothing is read here: a stream the command appends to is checked by the
+        append itself (its next version collides on the unique (stream, version) index if anyone wrote after the
+        cached one), and the others are read once, when the command ends (`flush`, or a refusal). A bulk command
+        over a thousand members then reads nothing back. When some must be read anyway, the cached ones are read
+        in the same round trip, after their cached versions."""
         streams = [f"{aggregate.category}-{aggregate_id}" for aggregate_id in aggregate_ids]
         cached = self._states.get(aggregate, streams) if self._states is not None else {}
-        unread = [stream for stream in streams if stream not in cached]
-        histories = self.tx.read_streams(unread) if unread else {}
+        histories: dict[str, list[StoredEvent]] = {}
+        if len(cached) < len(streams):
+            after = {stream: version for stream, (version, _) in cached.items()}
+            histories = self.tx.read_streams(streams, after=after) if after else self.tx.read_streams(streams)
+        else:
+            for stream, (version, _) in cached.items():
+                self._unread.setdefault(stream, (aggregate, version))
         loaded: list[Loaded[S]] = []
         for stream in streams:
-            if stream in cached:
-                version, state = cached[stream]
-                self._unread.setdefault(stream, (aggregate, version))
-            else:
-                version, state = 0, aggregate.initial
-                for event in histories.get(stream, []):
-                    state = aggregate.evolve(state, event)
-                    version = event.version
+            version, state = cached.get(stream, (0, aggregate.initial))
+            for event in histories.get(stream, []):
+                state = aggregate.evolve(state, event)
+                version = event.version
             self._versions[stream] = version
             self.read.append((aggregate, stream, version, state))
             loaded.append(Loaded(stream, state, version))

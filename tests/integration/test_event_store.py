@@ -191,6 +191,26 @@ def test_a_command_appending_to_a_cached_state_reads_nothing_and_a_stale_one_col
     assert [e.data["n"] for e in store.read_stream(stream)] == [1, 2, 99, 3]
 
 
+def test_a_load_that_must_read_takes_its_cached_streams_along_in_the_same_round_trip(store: EventStore) -> None:
+    counting = _CountingReads(store)
+    bus = CommandBus(counting, states=StateCache(max_streams=10))
+    cached, fresh = new_stream(), new_stream()
+    bus.execute(CommandContext(actor="c"), lambda uow: (numbers(uow, cached, append=1), Outcome(cached, cached))[1])
+    store.append(stream_id=cached, expected_version=1, events=[event(2)], metadata=metadata())
+    seen: list[list[tuple[int, ...]]] = []
+
+    def both(uow: UnitOfWork) -> Outcome:
+        loaded = uow.load_many(NUMBERS, [cached.split("-", 1)[1], fresh.split("-", 1)[1]])
+        seen.append([entry.state for entry in loaded])
+        uow.record(fresh, [event(5)], expected_version=loaded[1].version)
+        return Outcome(fresh, fresh)
+
+    reads_before = len(counting.reads)
+    bus.execute(CommandContext(actor="c"), both)
+    assert seen == [[(1, 2), ()]], "the cached stream was read on from its version with the new one, at once"
+    assert counting.reads[reads_before:] == [[cached, fresh]], "one read, and no check of the cached one after"
+
+
 def test_a_refusal_decided_on_a_stale_cached_state_is_decided_again_on_the_current_one(store: EventStore) -> None:
     bus = CommandBus(store, states=StateCache(max_streams=10))
     stream = new_stream()
