@@ -418,22 +418,17 @@ class EventConsumer:
             except PoisonMessage as exc:
                 decoded.append((record, None, str(exc)))
         streams = sorted({e.stream_id for _, e, _ in decoded if e is not None})
-        progress: dict[str, tuple[int, int | None]] = {}
+        # Each stream's progress as read; the rows are neither created nor locked here. The statement that writes
+        # the new progress checks that nobody moved it meanwhile (`_write_progress`): one consumer per partition
+        # is the rule (leases, partition locks), so that check is nearly always true, and a row lock taken on
+        # every stream of every batch cost more than the write itself in a bulk load.
+        read: dict[str, tuple[int, int | None]] = {}
         if streams:
-            # The bookkeeping statements of a batch go in pipelines: one round trip for each group, not one each.
-            with conn.pipeline():
-                conn.execute(
-                    "INSERT INTO consumer_streams (consumer, stream_id, version)"
-                    " SELECT %s, s, 0 FROM unnest(%b::text[]) AS s ON CONFLICT DO NOTHING",
-                    (self.settings.name, streams),
-                )
-                known = conn.execute(
+            for stream, version, poisoned in conn.execute(
                     "SELECT stream_id, version, poisoned_at_version FROM consumer_streams"
-                    " WHERE consumer = %s AND stream_id = ANY(%b::text[]) ORDER BY stream_id FOR UPDATE",
-                    (self.settings.name, streams),
-                )
-            for stream, version, poisoned in known.fetchall():
-                progress[stream] = (version, poisoned)
+                    " WHERE consumer = %s AND stream_id = ANY(%b::text[])", (self.settings.name, streams)).fetchall():
+                read[stream] = (version, poisoned)
+        progress = {stream: read.get(stream, (0, None)) for stream in streams}
         applied: list[ConsumedEvent] = []
         changed: set[str] = set()
         for record, event, decode_error in decoded:
@@ -461,27 +456,53 @@ class EventConsumer:
             applied.append(event)
         if applied and not isolate and self._batch_handler is not None:
             self._run_batch(applied)
-        with conn.pipeline():
-            if changed:
-                names = sorted(changed)
-                conn.execute(
-                    "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
-                    " FROM unnest(%b::text[], %b::int[], %b::int[]) AS x(s, v, p)"
-                    " WHERE c.consumer = %s AND c.stream_id = x.s",
-                    (names, [progress[n][0] for n in names], [progress[n][1] for n in names], self.settings.name),
-                    # Planned for each batch, with its size: prepared, the generic plan (made while the table was
-                    # small) hashed the batch and scanned every stream the consumer knows, growing with them.
-                    prepare=False,
-                )
-            self._count_commands(applied)
-            if not self._replaying:
-                self._store_offsets(records)
+        try:
+            with conn.pipeline():
+                moved = self._write_progress(conn, {n: (read.get(n), progress[n]) for n in sorted(changed)})
+                self._count_commands(applied)
+                if not self._replaying:
+                    self._store_offsets(records)
+            if moved is not None and moved.rowcount != sum(1 for n in changed if n in read):
+                raise _ProgressMoved
+        except (_ProgressMoved, psycopg.errors.UniqueViolation):
+            # Another consumer of this name applied some of these streams since they were read (a former holder of
+            # the lease still finishing its batch): this transaction rolls back, and the batch is read again.
+            if self._replaying:
+                raise RuntimeError(f"another consumer named {self.settings.name} applied the same streams") from None
+            log.warning("another consumer applied some of these streams meanwhile; reading the batch again")
+            raise _Rewind(_first_offsets(records)) from None
         if applied:
             self.applied_total += len(applied)
             self._applied_counter.add(len(applied), {"consumer": self.settings.name})
             if self._on_applied is not None:
                 self._on_applied(applied)
         return applied
+
+    def _write_progress(self, conn: psycopg.Connection,
+                        changes: dict[str, tuple[tuple[int, int | None] | None, tuple[int, int | None]]]) -> Any:
+        """Each changed stream's progress (as read, as now): known streams updated only where the row still holds
+        what was read, new ones inserted (a row someone else made meanwhile collides). Returns the update's cursor,
+        whose row count says whether every known row was still as read; None when no known stream changed."""
+        known = [(n, was, now) for n, (was, now) in changes.items() if was is not None]
+        new = [(n, now) for n, (was, now) in changes.items() if was is None]
+        if new:
+            conn.execute(
+                "INSERT INTO consumer_streams (consumer, stream_id, version, poisoned_at_version)"
+                " SELECT %s, s, v, p FROM unnest(%b::text[], %b::int[], %b::int[]) AS x(s, v, p)",
+                (self.settings.name, [n for n, _ in new], [now[0] for _, now in new], [now[1] for _, now in new]))
+        if not known:
+            return None
+        return conn.execute(
+            "UPDATE consumer_streams c SET version = x.v, poisoned_at_version = x.p"
+            " FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[], %b::int[]) AS x(s, v, p, rv, rp)"
+            " WHERE c.consumer = %s AND c.stream_id = x.s"
+            " AND c.version = x.rv AND c.poisoned_at_version IS NOT DISTINCT FROM x.rp",
+            ([n for n, _, _ in known], [now[0] for _, _, now in known], [now[1] for _, _, now in known],
+             [was[0] for _, was, _ in known], [was[1] for _, was, _ in known], self.settings.name),
+            # Planned for each batch, with its size: prepared, the generic plan (made while the table was small)
+            # hashed the batch and scanned every stream the consumer knows, growing with them.
+            prepare=False,
+        )
 
     _last_error = ""
     _last_retryable = False
@@ -873,6 +894,10 @@ class EventConsumer:
 
 
 class _HandlerFailed(Exception):
+    pass
+
+
+class _ProgressMoved(Exception):
     pass
 
 

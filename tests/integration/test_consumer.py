@@ -383,6 +383,45 @@ def test_a_consumer_with_nothing_to_read_is_not_taken_for_stalled(
     consumer.close()
 
 
+def test_a_batch_whose_streams_another_consumer_applied_meanwhile_rolls_back_and_is_read_again(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    """Progress is read without locks and written only where it still stands as read: a former holder of the lease
+    finishing a batch of the same streams makes this batch roll back and be read again, never apply twice."""
+    name = f"moved-{schema}"
+    first, second = published(store, database_url, schema, topic, bootstrap_servers, streams=2, versions=1)
+    interfered: list[tuple[str, int]] = []
+
+    def applied_elsewhere_meanwhile(conn: psycopg.Connection, e: ConsumedEvent) -> None:
+        if e.stream_id.endswith(first.split("-", 1)[1]) and (e.stream_id, e.version) not in interfered:
+            interfered.append((e.stream_id, e.version))
+            with connect(database_url, schema=schema, autocommit=True) as other, other.transaction():
+                other.execute("INSERT INTO effects VALUES (%s, %s, -1)", (e.stream_id, e.version))
+                other.execute(
+                    "INSERT INTO consumer_streams (consumer, stream_id, version) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (consumer, stream_id) DO UPDATE SET version = EXCLUDED.version",
+                    (name, e.stream_id, e.version))
+        record_effect(conn, e)
+
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name=name,
+                            handler=applied_elsewhere_meanwhile)
+    drain(consumer, until_applied=1)
+    for stream in (first, second):
+        store.append(stream_id=stream, expected_version=1, events=[event(2)], metadata=metadata())
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    wait_until(lambda: consumer.poll_once() >= 0 and len(effects(database_url, schema)) >= 4, timeout_s=30,
+               interval_s=0, message="every version applied once")
+    for _ in range(5):
+        consumer.poll_once()
+    assert len(interfered) == 2, "the new stream's row was made elsewhere, then the known one moved"
+    with connect(database_url, schema=schema) as conn:
+        rows = conn.execute("SELECT stream_id, version, n FROM effects ORDER BY 1, 2").fetchall()
+    versions = [(stream, version) for stream, version, _ in rows]
+    assert len(versions) == len(set(versions)) == 4, "each (stream, version) took effect once"
+    assert [n for stream, _, n in rows if stream.endswith(first.split("-", 1)[1])] == [-1, -1], \
+        "what the other consumer applied was skipped here"
+    consumer.close()
+
+
 def test_a_crash_between_effect_and_progress_causes_no_second_effect(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
     monkeypatch: pytest.MonkeyPatch,

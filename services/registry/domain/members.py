@@ -335,9 +335,9 @@ def rate(member: Member, *, year: int, level: str, today: dt.date) -> list[Any]:
     ratings[year] = level
     run = SCREENING_AFTER_FAILED_YEARS
     # Years may be recorded out of order: look for a run of failed years that includes this one.
-    failed_run = any(all(ratings.get(first + k) == FAILED_RATING for k in range(run))
-                     for first in range(year - run + 1, year + 1))
-    if level == FAILED_RATING and failed_run and not member.on_screening_list:
+    if level == FAILED_RATING and not member.on_screening_list and any(
+            all(ratings.get(first + k) == FAILED_RATING for k in range(run))
+            for first in range(year - run + 1, year + 1)):
         events.append(contract.MemberPlacedOnScreeningList(
             member_id=member.member_id, effective_on=effective_on, automatic=True,
             reason=f"{SCREENING_AFTER_FAILED_YEARS} consecutive years rated không hoàn thành nhiệm vụ"))
