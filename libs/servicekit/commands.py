@@ -167,6 +167,8 @@ class StateCache:
 
 
 _UNKNOWN: Any = object()
+READ_ALONG_AT_MOST = 8
+"""Cached streams a load reads after their versions with the streams it must read anyway (see load_many)."""
 
 
 class UnitOfWork:
@@ -193,18 +195,23 @@ class UnitOfWork:
     def load_many(self, aggregate: Aggregate[S], aggregate_ids: Sequence[str]) -> list[Loaded[S]]:
         """Fold several aggregates of one kind, in one round trip at most.
 
-        When every one of them is cached, nothing is read here: a stream the command appends to is checked by the
-        append itself (its next version collides on the unique (stream, version) index if anyone wrote after the
-        cached one), and the others are read once, when the command ends (`flush`, or a refusal). A bulk command
-        over a thousand members then reads nothing back. When some must be read anyway, the cached ones are read
-        in the same round trip, after their cached versions."""
+        A cached state is taken as it is, unread: a stream the command appends to is checked by the append itself
+        (its next version collides on the unique (stream, version) index if anyone wrote after the cached one),
+        and the others are read once, when the command ends (`flush`, or a refusal). A bulk command over a
+        thousand members then reads nothing back. When the load reads anyway (a stream not cached) and holds only
+        a few cached ones (a command's unit and its parent), those are read in the same round trip, after their
+        cached versions, which spares the round trip at the end. Many would cost more than that round trip: read
+        so, a `hanoi` load's bulk commands cost the server 48 s, against 17 s reading only the uncached streams."""
         streams = [f"{aggregate.category}-{aggregate_id}" for aggregate_id in aggregate_ids]
         cached = self._states.get(aggregate, streams) if self._states is not None else {}
+        unread = [stream for stream in streams if stream not in cached]
         histories: dict[str, list[StoredEvent]] = {}
-        if len(cached) < len(streams):
+        if unread and cached and len(cached) <= READ_ALONG_AT_MOST:
             after = {stream: version for stream, (version, _) in cached.items()}
-            histories = self.tx.read_streams(streams, after=after) if after else self.tx.read_streams(streams)
+            histories = self.tx.read_streams(streams, after=after)
         else:
+            if unread:
+                histories = self.tx.read_streams(unread)
             for stream, (version, _) in cached.items():
                 self._unread.setdefault(stream, (aggregate, version))
         loaded: list[Loaded[S]] = []

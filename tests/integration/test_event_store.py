@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from servicekit.commands import Aggregate, CommandBus, CommandContext, Handler, Outcome, StateCache, UnitOfWork
+from servicekit.commands import (
+    READ_ALONG_AT_MOST,
+    Aggregate,
+    CommandBus,
+    CommandContext,
+    Handler,
+    Outcome,
+    StateCache,
+    UnitOfWork,
+)
 from servicekit.events import Checkpoint
 from servicekit.store import ConcurrencyError, EventStore, InMemoryEventStore, UniquenessViolation
 from tests.support.kit import event, metadata, pg_store
@@ -209,6 +218,27 @@ def test_a_load_that_must_read_takes_its_cached_streams_along_in_the_same_round_
     bus.execute(CommandContext(actor="c"), both)
     assert seen == [[(1, 2), ()]], "the cached stream was read on from its version with the new one, at once"
     assert counting.reads[reads_before:] == [[cached, fresh]], "one read, and no check of the cached one after"
+
+
+def test_a_load_of_many_cached_streams_reads_only_the_others_and_checks_the_cached_ones_it_did_not_write(
+        store: EventStore) -> None:
+    counting = _CountingReads(store)
+    bus = CommandBus(counting, states=StateCache(max_streams=100))
+    cached = [new_stream() for _ in range(READ_ALONG_AT_MOST + 1)]
+    fresh = new_stream()
+    for stream in cached:
+        bus.execute(CommandContext(actor="c"), lambda uow, s=stream: (numbers(uow, s, append=1), Outcome(s, s))[1])
+
+    def many(uow: UnitOfWork) -> Outcome:
+        loaded = uow.load_many(NUMBERS, [s.split("-", 1)[1] for s in [*cached, fresh]])
+        uow.record(fresh, [event(5)], expected_version=loaded[-1].version)
+        uow.record(cached[0], [event(6)], expected_version=loaded[0].version)
+        return Outcome(fresh, fresh)
+
+    reads_before = len(counting.reads)
+    bus.execute(CommandContext(actor="c"), many)
+    assert counting.reads[reads_before:] == [[fresh], cached[1:]], \
+        "the uncached stream read at the load; the cached ones it did not append to checked once, at the end"
 
 
 def test_a_refusal_decided_on_a_stale_cached_state_is_decided_again_on_the_current_one(store: EventStore) -> None:

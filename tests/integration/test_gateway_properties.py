@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.envelope import Envelope
 from gateway.projections import PROJECTIONS, CatchingUp, figures
+from gateway.projections import members as member_projection
 from gateway.projections.base import batch_dispatcher, dispatcher
 from gateway.projections.figures import AGGREGATED_KINDS, move_boundary
 from gateway.projections.members import recount_unit_counts
@@ -27,6 +28,7 @@ from gateway.statistics import Period, StatisticsQueries, StatisticsRecount
 from registry.domain import members as member_rules
 from registry.domain.commands import DissolveUnit, EnrolMember, MergeUnits, ReattachUnits
 from registry.domain.errors import DomainError
+from registry.domain.policy import FAILED_RATING, RATING_LEVELS
 from servicekit.consumer import ConsumedEvent
 from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.events import Checkpoint, StoredEvent
@@ -43,6 +45,13 @@ OPERATIONS = st.lists(st.one_of(
     st.tuples(st.just("merge"), st.integers(0, 5), st.integers(0, 5), DAYS),
     st.tuples(st.just("reattach"), st.integers(0, 5), st.integers(0, 2), DAYS),
     st.tuples(st.just("dissolve_ward"), st.integers(0, 2), st.integers(0, 2), DAYS),
+    # A member's record alone (projections.members.RECORD_ONLY_EVENTS): ratings of two years in a row (two failed
+    # ones list the member for screening), the 30-year badge, the 2025 card.
+    st.tuples(st.just("rate"), st.integers(0, 40), st.integers(2016, 2025), st.sampled_from(RATING_LEVELS)),
+    st.tuples(st.just("badge"), st.integers(0, 40), st.dates(min_value=dt.date(2025, 1, 1),
+                                                             max_value=dt.date(2026, 10, 1))),
+    st.tuples(st.just("card"), st.integers(0, 40), st.dates(min_value=dt.date(2025, 7, 1),
+                                                            max_value=dt.date(2026, 10, 1))),
 ), min_size=5, max_size=40)
 
 
@@ -95,6 +104,17 @@ def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, st
             case ("reattach", cell, ward, day):
                 attempt(commands.reattach_units(ReattachUnits(unit_ids=(cells[cell],), parent_id=wards[ward],
                                                               effective_on=day, decision_ref="QĐ")))
+            case ("rate", who, year, level) if people:
+                for rated in (year, year + 1):
+                    attempt(commands.member_command(people[who % len(people)], lambda m, _, y=rated, lv=level:
+                                                    member_rules.rate(m, year=y, level=lv,
+                                                                      today=dt.date(2026, 11, 23))))
+            case ("badge", who, day) if people:
+                attempt(commands.member_command(people[who % len(people)], lambda m, _, d=day: member_rules.award_badge(
+                    m, years=30, awarded_on=d, early_reason=None, decision_ref="QĐ", today=dt.date(2026, 11, 23))))
+            case ("card", who, day) if people:
+                attempt(commands.exchange_cards(f"c{uuid.uuid4().hex[:6]}", [people[who % len(people)]],
+                                                reason="exchange_2025", issued_on=day))
             case ("dissolve_ward", ward, successor, day):
                 attempt(commands.dissolve_unit(DissolveUnit(unit_id=wards[ward], successor_id=wards[successor],
                                                             effective_on=day, decision_ref="QĐ")))
@@ -124,6 +144,7 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
             conn.commit()
             conn.autocommit = True
             assert differences(conn) == [], "incremental counts equal a recount"
+            _check_member_records(conn, stored)
         apply_many = batch_dispatcher(PROJECTIONS)
         for mode, prefix in (("batched", "b"), ("rebuilt", "r"), ("rebuilt, counted side by side", "s"),
                              ("caught up", "c"), ("caught up, counted in the pause", "p"),
@@ -178,6 +199,28 @@ def test_bieu_1_reconciles_for_every_unit_and_period(database_url: str, tmp_path
                                           period_ends + reorganized))
     finally:
         reg.close()
+
+
+RECORD = ("status", "unit_id", "ratings", "badges", "card_number", "card_generation", "on_screening_list", "exempted",
+          "version")
+
+
+def _check_member_records(conn: Any, stored: list[StoredEvent]) -> None:
+    """Every member's row as `members.apply` folds it from the member's events, whichever way they were applied
+    (the record-only events are applied in place, not through it)."""
+    expected: dict[str, dict[str, Any]] = {}
+    for event in stored:
+        if event.stream_id.startswith("member-"):
+            member_id = event.stream_id.split("-", 1)[1]
+            expected[member_id] = member_projection.apply(expected.get(member_id), event.type, event.data,
+                                                          event.version)
+    columns = ", ".join(c + "::text" if c == "unit_id" else c for c in RECORD)
+    found = {str(r[0]): r[1:] for r in conn.execute(f"SELECT member_id, {columns} FROM members").fetchall()}
+    assert set(found) == set(expected)
+    for member_id, row in expected.items():
+        assert found[member_id] == tuple(str(row[c]) if c == "unit_id" else row[c] for c in RECORD), member_id
+        if row["on_screening_list"]:
+            assert list(row["ratings"].values()).count(FAILED_RATING) >= 2
 
 
 def _catch_up(conn: Any, stored: list[StoredEvent], batch_sizes: list[int], *, last_batch_far_behind: bool,
