@@ -263,7 +263,10 @@ class UnitOfWork:
         """Append what the handler recorded, once the cached states it decided on are known to be current."""
         batches = [(s, self._pending[s][0], self._pending[s][1]) for s in self._order if self._pending[s][1]]
         appended = {stream for stream, _, _ in batches}
-        self.check_unread(except_streams=appended)
+        # The append checks a cached state only when it appends right after that state's version; a stream also
+        # read afresh in this unit of work, and appended after that, is read after its cached version here.
+        self.check_unread(except_streams={stream for stream, base, _ in batches
+                                          if stream in self._unread and self._unread[stream][1] == base})
         try:
             stored = self.tx.append_many(batches, metadata=metadata, command_event_count=self.event_count,
                                          verified_streams=frozenset(self._versions))

@@ -441,6 +441,9 @@ class EventConsumer:
             if poisoned is not None:
                 if event.version > poisoned:
                     self._park(event, record)
+                    # Written back unchanged, under the same check: parked behind a version that another consumer
+                    # released meanwhile, the event would wait for a release that has already happened.
+                    changed.add(event.stream_id)
                 continue
             if event.version != version + 1:
                 self.held_at_gap += 1

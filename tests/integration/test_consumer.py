@@ -422,6 +422,50 @@ def test_a_batch_whose_streams_another_consumer_applied_meanwhile_rolls_back_and
     consumer.close()
 
 
+def test_an_event_parked_behind_a_version_released_meanwhile_is_read_again_and_applied(
+        store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str) -> None:
+    """A batch parks an event behind its stream's poisoned version while another consumer of the name releases
+    that version: the batch rolls back and is read again, so the event is applied, not parked for good."""
+    from servicekit.events import NewEvent
+
+    name = f"parked-{schema}"
+    poisoned, other = f"unit-{uuid.uuid4()}", f"unit-{uuid.uuid4()}"
+    store.append(stream_id=poisoned, expected_version=0,
+                 events=[NewEvent(type="OrganizationUnitEstablished", data={"poison": True})], metadata=metadata())
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    released: list[bool] = []
+
+    def released_elsewhere_meanwhile(conn: psycopg.Connection, e: ConsumedEvent) -> None:
+        if e.stream_id.endswith(other.split("-", 1)[1]) and not released:
+            released.append(True)
+            with connect(database_url, schema=schema, autocommit=True) as elsewhere:
+                elsewhere.execute("UPDATE consumer_streams SET version = 1, poisoned_at_version = NULL"
+                                  " WHERE consumer = %s AND stream_id = %s",
+                                  (name, f"registry/{poisoned.split('-', 1)[1]}"))
+        record_effect(conn, e)
+
+    consumer = consumer_for(database_url, schema, topic, bootstrap_servers, name=name,
+                            handler=released_elsewhere_meanwhile)
+    wait_until(lambda: consumer.poll_once() >= 0 and _dead_letters(database_url, schema, name) == 1, timeout_s=30,
+               interval_s=0, message="the poisoned version dead-lettered")
+    store.append(stream_id=poisoned, expected_version=1, events=[event(2)], metadata=metadata())
+    store.append(stream_id=other, expected_version=0, events=[event(1)], metadata=metadata())
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    wait_until(lambda: consumer.poll_once() >= 0 and len(effects(database_url, schema)) >= 2, timeout_s=30,
+               interval_s=0, message="both events applied")
+    assert released == [True]
+    assert sorted(v for s, v in effects(database_url, schema) if s.endswith(poisoned.split("-", 1)[1])) == [2]
+    with connect(database_url, schema=schema) as conn:
+        assert conn.execute("SELECT count(*) FROM consumer_parked WHERE consumer = %s", (name,)).fetchone() == (0,)
+    consumer.close()
+
+
+def _dead_letters(database_url: str, schema: str, consumer: str) -> int:
+    with connect(database_url, schema=schema) as conn:
+        row = conn.execute("SELECT count(*) FROM consumer_dead_letters WHERE consumer = %s", (consumer,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_a_crash_between_effect_and_progress_causes_no_second_effect(
     store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -241,6 +241,27 @@ def test_a_load_of_many_cached_streams_reads_only_the_others_and_checks_the_cach
         "the uncached stream read at the load; the cached ones it did not append to checked once, at the end"
 
 
+def test_a_stale_cached_state_taken_after_the_stream_was_read_afresh_is_caught_though_the_append_goes_through(
+        store: EventStore) -> None:
+    bus = CommandBus(store, states=StateCache(max_streams=10))
+    stream, fresh = new_stream(), new_stream()
+    bus.execute(CommandContext(actor="c"), lambda uow: (numbers(uow, stream, append=1), Outcome(stream, stream))[1])
+    store.append(stream_id=stream, expected_version=1, events=[event(99)], metadata=metadata())
+    reloaded: list[tuple[int, ...]] = []
+
+    def record_then_reload(uow: UnitOfWork) -> Outcome:
+        # Read afresh (taken along with a stream not cached), appended after the version read, then loaded
+        # again: the second load is a cache hit, one version behind.
+        loaded = uow.load_many(NUMBERS, [stream.split("-", 1)[1], fresh.split("-", 1)[1]])
+        uow.record(stream, [event(3)], expected_version=loaded[0].version)
+        reloaded.append(uow.load(NUMBERS, stream.split("-", 1)[1]).state)
+        return Outcome(stream, stream)
+
+    bus.execute(CommandContext(actor="c"), record_then_reload)
+    assert reloaded[-1] == (1, 99), "the command stood only once what it decided on was current"
+    assert [e.data["n"] for e in store.read_stream(stream)] == [1, 99, 3]
+
+
 def test_a_refusal_decided_on_a_stale_cached_state_is_decided_again_on_the_current_one(store: EventStore) -> None:
     bus = CommandBus(store, states=StateCache(max_streams=10))
     stream = new_stream()
