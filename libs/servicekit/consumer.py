@@ -424,9 +424,12 @@ class EventConsumer:
         # every stream of every batch cost more than the write itself in a bulk load.
         read: dict[str, tuple[int, int | None]] = {}
         if streams:
+            # Joined with the streams rather than `stream_id = ANY(...)`, which the planner turned into a parallel
+            # scan of every stream the consumer knows (48 ms for 5,600 of 650,000 streams, against 24 ms by the key).
             for stream, version, poisoned in conn.execute(
-                    "SELECT stream_id, version, poisoned_at_version FROM consumer_streams"
-                    " WHERE consumer = %s AND stream_id = ANY(%b::text[])", (self.settings.name, streams)).fetchall():
+                    "SELECT c.stream_id, c.version, c.poisoned_at_version FROM unnest(%b::text[]) AS x(s)"
+                    " JOIN consumer_streams c ON c.consumer = %s AND c.stream_id = x.s",
+                    (streams, self.settings.name)).fetchall():
                 read[stream] = (version, poisoned)
         progress = {stream: read.get(stream, (0, None)) for stream in streams}
         applied: list[ConsumedEvent] = []
