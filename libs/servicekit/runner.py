@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from servicekit import collector
 from servicekit.jsonlog import setup_logging
 from servicekit.settings import ServiceSettings
 
@@ -64,7 +65,9 @@ def serve(service: str, create_api: Callable[[ServiceSettings], FastAPI], *, por
                 os.kill(child, signum)
         raise KeyboardInterrupt
 
-    config = uvicorn.Config(create_api(settings), log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    app = create_api(settings)
+    collector.settle_after_start()
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     if children:
         signal.signal(signal.SIGTERM, forward)
@@ -91,6 +94,7 @@ def run_worker(service: str, work: Callable[[ServiceSettings, threading.Event], 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    collector.settle_after_start()
     work(settings, stop)
 
 
