@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from gateway.projections import count_deferred, figures
+from servicekit import collector
 from servicekit.consumer import EventConsumer
 from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.replay import StoreReplay
@@ -183,6 +184,7 @@ def _stop_if_one_failed(processes: Sequence[multiprocessing.process.BaseProcess]
 
 def _share(make_consumer: Callable[[str], EventConsumer], schema: str, catch_up: CatchUp, share: tuple[int, int],
            applied: Synchronized[int], behind: Synchronized[int]) -> None:
+    collector.settle_after_start()
     figures.DEFERRED.set(True)
     consumer = make_consumer(schema)
     try:
