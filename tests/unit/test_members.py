@@ -154,6 +154,7 @@ def test_a_member_may_be_enrolled_into_a_grassroots_cell() -> None:
     ({"card_number": "012345678"}, "card-number-invalid", "card_number"),
     ({"card_number": "01abcdef"}, "card-number-invalid", "card_number"),
     ({"member_since": TODAY + DAY}, "date-in-future", "member_since"),
+    ({"member_since": dt.date(2005, 3, 14)}, "member-since-before-admission", "member_since"),
     ({"interruptions": ((dt.date(2010, 1, 1), dt.date(2009, 1, 1), "lost contact"),)}, "interruption-invalid",
      "interruptions[0]"),
     ({"interruptions": ((dt.date(2010, 1, 1), dt.date(2011, 1, 1), ""),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -412,10 +413,14 @@ def test_the_sub_units_of_a_split_unit_are_reattached_to_their_parts() -> None:
         ("p-1", "commune-1", "gc-1"), ("p-2", "commune-1", "gc-1")}
 
 
-def test_two_parts_of_a_split_are_two_different_units() -> None:
-    with pytest.raises(DomainError):
-        split(CELL_A, SUB, [part("p-1", member_ids=("m-1",)), part("p-1", member_ids=("m-2",))],
-              members=["m-1", "m-2"])
+@pytest.mark.parametrize("second", [
+    part("p-1", member_ids=("m-2",)),
+    replace(part("p-2", member_ids=("m-2",)), code=" P-1 "),
+], ids=["same unit", "same code"])
+def test_two_parts_of_a_split_are_two_different_units(second: SplitPart) -> None:
+    with pytest.raises(DomainError) as refused:
+        split(CELL_A, SUB, [part("p-1", member_ids=("m-1",)), second], members=["m-1", "m-2"])
+    assert (refused.value.code, refused.value.field) == ("parts-not-distinct", "parts")
 
 
 def test_a_split_needs_at_least_two_parts() -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from registry.domain.errors import DomainError
+from registry.domain.policy import CARD_SERIALS
 from servicekit.events import StoredEvent
 
 DDL = """
@@ -32,7 +34,10 @@ CREATE TABLE IF NOT EXISTS member_view (
 CREATE INDEX IF NOT EXISTS member_view_in_unit ON member_view (unit_id) WHERE status IN ('official', 'probationary');
 
 -- Card numbers: the register's provincial code (01 for Hanoi) and six digits handed out in order, never reused.
-CREATE SEQUENCE IF NOT EXISTS card_numbers MINVALUE 1 MAXVALUE 999999 NO CYCLE;
+-- No MAXVALUE: a sequence at its end fails the whole transaction, and a command must be refused cleanly instead
+-- (next_card_numbers checks the six digits).
+CREATE SEQUENCE IF NOT EXISTS card_numbers MINVALUE 1 NO CYCLE;
+ALTER SEQUENCE card_numbers NO MAXVALUE;
 
 CREATE TABLE IF NOT EXISTS imports (
     import_id uuid PRIMARY KEY,
@@ -92,12 +97,14 @@ class PostgresRegistryViews:
         return [(r[0], r[1]) for r in rows]
 
     def next_card_number(self, card_code: str) -> str:
-        row = self._conn.execute("SELECT nextval('card_numbers')").fetchone()
-        assert row is not None
-        return f"{card_code}{int(row[0]):06d}"
+        [number] = self.next_card_numbers(1, card_code)
+        return number
 
     def next_card_numbers(self, count: int, card_code: str) -> list[str]:
         rows = self._conn.execute("SELECT nextval('card_numbers') FROM generate_series(1, %s)", (count,)).fetchall()
+        if rows and max(int(r[0]) for r in rows) > CARD_SERIALS:
+            raise DomainError(f"the register's card numbers ({card_code}000001 to {card_code}{CARD_SERIALS}) are all"
+                              " allocated", code="card-range-exhausted")
         return [f"{card_code}{int(r[0]):06d}" for r in rows]
 
     def unit_id_by_code(self, code: str) -> str | None:

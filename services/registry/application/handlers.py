@@ -454,11 +454,21 @@ class RegistryCommands:
     def transfer_member(self, member_id: str, *, to_unit_id: str, effective_on: dt.date, transfer_id: str | None,
                         reason: str = "transfer") -> Handler:
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
-            unit = uow.load(UNIT, to_unit_id).state
-            if not unit.active or unit.kind not in ("cell", "grassroots_cell"):
-                raise DomainError("a member moves into an active cell", code="unit-holds-no-members",
-                                  field="to_unit_id")
+            members.require_active_cell(uow.load(UNIT, to_unit_id).state, "a member moves into an active cell",
+                                        field="to_unit_id")
             return members.move(member, to_unit_id=to_unit_id, reason=reason, effective_on=effective_on,
                                 transfer_id=transfer_id)
+
+        return self.member_command(member_id, decide)
+
+    def host_member(self, member_id: str, *, host_unit_id: str | None, effective_on: dt.date, until: dt.date | None,
+                    transfer_id: str | None) -> Handler:
+        """A temporary host cell from `effective_on` (None: the temporary transfer ended)."""
+        def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
+            if host_unit_id is not None:
+                members.require_active_cell(uow.load(UNIT, host_unit_id).state,
+                                            "a member is hosted by an active cell", field="to_unit_id")
+            return members.host_temporarily(member, host_unit_id=host_unit_id, effective_on=effective_on,
+                                            until=until, transfer_id=transfer_id)
 
         return self.member_command(member_id, decide)

@@ -41,14 +41,13 @@ def transferred(commands: RegistryCommands, fact: transfers_v1.MembershipTransfe
     if fact.kind == "official":
         return commands.transfer_member(fact.member_id, to_unit_id=fact.to_unit_id, effective_on=fact.received_on,
                                         transfer_id=fact.transfer_id)
-    return commands.member_command(fact.member_id, lambda member, _: members.host_temporarily(
-        member, host_unit_id=fact.to_unit_id, effective_on=fact.received_on, until=fact.until,
-        transfer_id=fact.transfer_id))
+    return commands.host_member(fact.member_id, host_unit_id=fact.to_unit_id, effective_on=fact.received_on,
+                                until=fact.until, transfer_id=fact.transfer_id)
 
 
 def temporary_ended(commands: RegistryCommands, fact: transfers_v1.TemporaryTransferEnded) -> Handler:
-    return commands.member_command(fact.member_id, lambda member, _: members.host_temporarily(
-        member, host_unit_id=None, effective_on=fact.ended_on, until=None, transfer_id=fact.transfer_id))
+    return commands.host_member(fact.member_id, host_unit_id=None, effective_on=fact.ended_on, until=None,
+                                transfer_id=fact.transfer_id)
 
 
 def incoming(commands: RegistryCommands, fact: transfers_v1.IncomingTransferRegistered) -> Handler:

@@ -428,13 +428,19 @@ def readmit(member: Member, *, readmitted_on: dt.date, unit: Unit | None, decisi
     if readmitted_on < add_months(member.left_on, READMISSION_MIN_MONTHS):
         raise DomainError(f"re-admission comes {READMISSION_MIN_MONTHS} months after leaving at the earliest",
                           code="readmission-too-early", field="readmitted_on")
-    if unit is None or not unit.active or unit.kind not in MEMBER_HOLDING_KINDS:
-        raise DomainError("re-admission is into an active cell", code="unit-holds-no-members", field="unit_id")
+    cell = require_active_cell(unit, "re-admission is into an active cell", field="unit_id")
     if not decision_ref.strip():
         raise DomainError("re-admission needs its decision", code="decision-missing", field="decision_ref")
-    return [contract.MemberReadmitted(member_id=member.member_id, readmitted_on=readmitted_on, unit_id=unit.unit_id,
+    return [contract.MemberReadmitted(member_id=member.member_id, readmitted_on=readmitted_on, unit_id=cell.unit_id,
                                       decision_ref=decision_ref,
                                       probation_ends_on=add_months(readmitted_on, PROBATION_MONTHS))]
+
+
+def require_active_cell(unit: Unit | None, message: str, *, field: str) -> Unit:
+    """Members belong to (and are hosted by) active cells and grassroots cells only."""
+    if unit is None or not unit.active or unit.kind not in MEMBER_HOLDING_KINDS:
+        raise DomainError(message, code="unit-holds-no-members", field=field)
+    return unit
 
 
 def move(member: Member, *, to_unit_id: str, reason: str, effective_on: dt.date, transfer_id: str | None = None,

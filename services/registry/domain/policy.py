@@ -35,6 +35,8 @@ BADGE_MILESTONES = (30, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90)
 EARLY_AWARD_MONTHS = 12
 EARLY_AWARD_MONTHS_FROM_70 = 24
 CARD_PROVINCE_CODE = "01"
+CARD_SERIALS = 999_999
+"""A card number is the province's two digits and six more: a register allocates at most this many."""
 CARD_EXCHANGE_GENERATION = 2025
 CITIZEN_ID_DIGITS = 12
 SCREENING_AFTER_FAILED_YEARS = 2
