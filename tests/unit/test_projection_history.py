@@ -10,8 +10,10 @@ from gateway.projections.history import (
     Fact,
     MemberInterval,
     MemberTransition,
+    effective_on,
     member_intervals,
     member_transitions,
+    recorded_day,
     unit_versions,
 )
 
@@ -145,3 +147,13 @@ def test_a_member_counts_in_its_cell_and_where_it_is_hosted() -> None:
     assert counts[("c1", "admission_era", "after_1975")] == 1
     left = members.apply(row, "MemberLeftParty", {"reason": "resigned", "decided_on": "2026-01-01"}, 3)
     assert members.contribution(left) == {}
+
+
+def test_a_fact_naming_no_date_takes_the_vietnamese_day_it_was_recorded_on() -> None:
+    assert recorded_day("2026-11-24T16:59:59+00:00") == dt.date(2026, 11, 24)
+    assert recorded_day("2026-11-24T17:00:00+00:00") == dt.date(2026, 11, 25), "00:00 in Hanoi, 17:00 in UTC"
+    assert recorded_day("2026-11-25T01:30:00+07:00") == dt.date(2026, 11, 25)
+    assert effective_on("MemberProfileUpdated", {"changes": {}}, recorded_day("2026-11-24T20:00:00+00:00")) \
+        == dt.date(2026, 11, 25)
+    assert effective_on("MemberExempted", {"effective_on": "2026-11-20"}, dt.date(2026, 11, 25)) \
+        == dt.date(2026, 11, 20)

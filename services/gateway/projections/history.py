@@ -10,8 +10,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 FOREVER = dt.date(9999, 12, 31)
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,12 @@ def member_intervals(facts: Sequence[Fact]) -> list[MemberInterval]:
             case t if t in EXITS:
                 close(fact.effective_on)
     return intervals
+
+
+def recorded_day(time: str) -> dt.date:
+    """The Asia/Ho_Chi_Minh day of an event's recording time (an ISO timestamp, as the envelope carries it): the
+    date of a fact that names none (§9.7: dates are Vietnamese days, whatever the zone the time was written in)."""
+    return dt.datetime.fromisoformat(time).astimezone(VIETNAM).date()
 
 
 def effective_on(event_type: str, data: dict[str, Any], recorded: dt.date) -> dt.date:

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from gateway.projections import figures
 from gateway.projections.base import Projection, copy_rows, record_facts, upsert_rows
-from gateway.projections.history import Fact, effective_on, member_intervals, member_transitions
+from gateway.projections.history import Fact, effective_on, member_intervals, member_transitions, recorded_day
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
 
@@ -238,7 +238,7 @@ def apply_member_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -
     """A batch in five statements or so: facts, current rows, counts, intervals, each for all members at once.
     Members whose events in the batch are all RECORD_ONLY_EVENTS are updated in place, column by column, without
     reading their rows back (`_update_records`)."""
-    facts = [(event, effective_on(event.event_type, event.data, dt.datetime.fromisoformat(event.envelope.time).date()))
+    facts = [(event, effective_on(event.event_type, event.data, recorded_day(event.envelope.time)))
              for event in events]
     record_facts(conn, table="member_facts", key="member_id", facts=facts)
     not_record_only = {event.aggregate_id for event in events if event.event_type not in RECORD_ONLY_EVENTS}

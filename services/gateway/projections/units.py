@@ -9,7 +9,7 @@ import psycopg
 
 from gateway.projections import figures
 from gateway.projections.base import Projection, copy_rows, record_facts, upsert_rows
-from gateway.projections.history import Fact, unit_versions
+from gateway.projections.history import Fact, recorded_day, unit_versions
 from gateway.projections.text import fold
 from servicekit.consumer import ConsumedEvent
 
@@ -71,7 +71,7 @@ def apply_unit_event(conn: psycopg.Connection, event: ConsumedEvent) -> None:
 
 def apply_unit_events(conn: psycopg.Connection, events: list[ConsumedEvent]) -> None:
     """Facts first, then each touched unit's versions derived again from all its facts, in a few statements."""
-    facts = [(event, _effective(event.event_type, event.data, dt.datetime.fromisoformat(event.envelope.time).date()))
+    facts = [(event, _effective(event.event_type, event.data, recorded_day(event.envelope.time)))
              for event in events]
     record_facts(conn, table="unit_facts", key="unit_id", facts=facts)
     first_event: dict[str, ConsumedEvent] = {}
