@@ -84,6 +84,9 @@ def test_member_commands_answer_with_version_and_codes(system: RunningSystem) ->
     card = admin.post(f"{path}/card", json={"reason": "exchange_2025", "issued_on": "2025-09-02"})
     assert card.status_code == 200
     assert admin.get(path).json()["card_number"].startswith("01")
+    foreign = enrol(admin, ids["cell_x"], card_number="02123456")
+    assert (foreign.status_code, foreign.json()["code"], foreign.json()["field"]) == (
+        422, "card-number-invalid", "card_number"), "a card of another province's register"
     left = admin.post(f"{path}/leave", json={"reason": "struck_off", "decided_on": "2026-03-01",
                                              "decision_ref": "QĐ 2", "basis": "bỏ sinh hoạt"})
     assert left.status_code == 200
@@ -123,15 +126,15 @@ def test_an_import_over_http_reports_bad_rows_then_accepts_a_good_file(system: R
     good = f"Lê Thị Hoa,Nữ,02/09/1985,{uuid.uuid4().int % 10**12:012d},{cell_code},Chính thức,19/05/2010\n"
     bad = f"Lê Văn Hùng,Nam,02/09/1985,12AB,{cell_code},Chính thức,19/05/2010\n"
 
-    def submit(content: str) -> dict[str, Any]:
-        started = admin.post("/imports", files={"file": ("roll.csv", content.encode(), "text/csv")})
+    def submit(content: str, api: httpx.Client = admin) -> dict[str, Any]:
+        started = api.post("/imports", files={"file": ("roll.csv", content.encode(), "text/csv")})
         assert started.status_code == 202, started.text
         import_id = started.json()["import_id"]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            status = admin.get(f"/imports/{import_id}").json()
+            status = api.get(f"/imports/{import_id}").json()
             if status["status"] in ("completed", "rejected"):
-                return status
+                return {**status, "import_id": import_id}
             time.sleep(0.1)
         raise AssertionError("import did not finish")
 
@@ -145,3 +148,16 @@ def test_an_import_over_http_reports_bad_rows_then_accepts_a_good_file(system: R
     assert (again["status"], again["written"], again["skipped"]) == ("completed", 0, 1)
     reader = client(system, "reader", ids["codes"]["x"])
     assert reader.post("/imports", files={"file": ("roll.csv", b"x", "text/csv")}).status_code == 403
+
+    clerk_y = client(system, "clerk", ids["codes"]["y"])
+    cell_y_code = admin.get(f"/units/{ids['cell_y']}").json()["code"]
+    theirs = submit(header + f"Lê Thị Hà,Nữ,02/09/1985,{uuid.uuid4().int % 10**12:012d},{cell_y_code},Chính thức,"
+                    "19/05/2010\n", clerk_y)
+    assert (theirs["status"], theirs["written"]) == ("completed", 1)
+    across = submit(header + good, clerk_y)
+    assert [(e["row"], e["field"], e["code"]) for e in across["errors"]] == [(2, "cell_code", "outside-scope")]
+    clerk_x = client(system, "clerk", ids["codes"]["x"])
+    refused = clerk_x.get(f"/imports/{theirs['import_id']}")
+    assert (refused.status_code, refused.json()["code"]) == (403, "outside-scope")
+    assert reader.get(f"/imports/{completed['import_id']}").status_code == 403, "reading a report takes a clerk"
+    assert client(system, "clerk", ids["codes"]["city"]).get(f"/imports/{theirs['import_id']}").status_code == 200

@@ -35,6 +35,18 @@ def cells(reg: RegistryUnderTest, count: int) -> list[str]:
     return codes
 
 
+def two_wards(reg: RegistryUnderTest, count: int) -> tuple[str, list[str], str]:
+    """A ward's code and `count` of its cells' codes, and the code of a cell of another ward."""
+    city = reg.unit("city_committee", on=dt.date(1930, 2, 3))
+    ward_code, inside, outside = f"W1-{city[:6]}", [f"CB{i}-{city[:6]}" for i in range(count)], f"CB-{city[:6]}"
+    ward = reg.unit("commune_committee", city, code=ward_code, on=dt.date(1945, 1, 1))
+    other = reg.unit("commune_committee", city, code=f"W2-{city[:6]}", on=dt.date(1945, 1, 1))
+    for code in inside:
+        reg.unit("grassroots_cell", ward, code=code, on=dt.date(1990, 1, 1))
+    reg.unit("grassroots_cell", other, code=outside, on=dt.date(1990, 1, 1))
+    return ward_code, inside, outside
+
+
 def roll(rows: list[list[str]], header: list[str] = HEADER) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -49,9 +61,10 @@ def person(i: int, cell: str, *, citizen: str | None = None, status: str = "offi
             "2006-05-19" if status == "official" else "", card]
 
 
-def run_import(reg: RegistryUnderTest, content: bytes, name: str = "roll.csv") -> dict[str, object]:
+def run_import(reg: RegistryUnderTest, content: bytes, name: str = "roll.csv", *, scope: str | None = None
+               ) -> dict[str, object]:
     runner = reg.registry.imports
-    import_id = runner.submit(file_name=name, content=content, actor="test")
+    import_id = runner.submit(file_name=name, content=content, actor="test", scope=scope)
     return runner.run(import_id).as_json()
 
 
@@ -133,16 +146,51 @@ def test_a_fifty_thousand_row_file_is_imported_in_chunks(reg: RegistryUnderTest)
     assert outbox == (50_000 + 52,), "every event is queued for the relay (and the 52 units)"
 
 
+def test_an_import_enrols_members_only_into_the_subtree_it_was_submitted_in(reg: RegistryUnderTest) -> None:
+    ward, inside, outside = two_wards(reg, 2)
+    rows = [person(1, inside[0]), person(2, outside), person(3, inside[1])]
+    report = run_import(reg, roll(rows), scope=ward)
+    assert report["status"] == "rejected"
+    assert [(e["row"], e["field"], e["code"]) for e in report["errors"]] == [  # type: ignore[attr-defined]
+        (3, "cell_code", "outside-scope")]
+    assert count_members(reg) == 0
+    assert run_import(reg, roll([rows[0], rows[2]]), scope=ward)["written"] == 2
+    assert run_import(reg, roll([rows[1]]))["written"] == 1, "an import submitted for the whole register"
+
+
+def test_an_import_s_report_is_read_over_the_subtree_it_was_submitted_in(reg: RegistryUnderTest) -> None:
+    ward, _, outside = two_wards(reg, 1)
+    runner = reg.registry.imports
+    import_id = runner.submit(file_name="roll.csv", content=roll([]), actor="test", scope=ward)
+    city = parent_code(reg, ward)
+    assert runner.visible_to(import_id, ward) and runner.visible_to(import_id, city)
+    assert runner.visible_to(import_id, None)
+    assert not runner.visible_to(import_id, outside), "a cell of another ward"
+    assert not runner.visible_to(import_id, ward.replace("W1", "W2")), "another ward"
+    whole = runner.submit(file_name="roll.csv", content=roll([]), actor="test")
+    assert runner.visible_to(whole, None) and not runner.visible_to(whole, ward)
+
+
+def parent_code(reg: RegistryUnderTest, ward_code: str) -> str:
+    with reg.registry.pool.connection() as conn:
+        row = conn.execute("SELECT p.code FROM unit_view u JOIN unit_view p ON p.unit_id = u.parent_id"
+                           " WHERE u.code = %s", (ward_code,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 @pytest.mark.slow
 def test_a_large_file_checked_by_several_workers_is_still_rejected_whole(reg: RegistryUnderTest) -> None:
-    codes = cells(reg, 10)
+    ward, codes, outside = two_wards(reg, 10)
     rows = [person(i, codes[i % 10]) for i in range(24_000)]
     rows[23_000][3] = rows[10][3]
     rows[15_000][1] = "unknown"
-    report = run_import(reg, roll(rows))
+    rows[20_000][7] = outside
+    report = run_import(reg, roll(rows), scope=ward)
     assert report["status"] == "rejected"
     found = {(e["row"], e["field"], e["code"]) for e in report["errors"]}  # type: ignore[attr-defined]
-    assert found == {(23_002, "citizen_id", "citizen-id-repeated"), (15_002, "gender", "gender-invalid")}
+    assert found == {(23_002, "citizen_id", "citizen-id-repeated"), (15_002, "gender", "gender-invalid"),
+                     (20_002, "cell_code", "outside-scope")}
     assert count_members(reg) == 0, "no worker wrote anything"
 
 

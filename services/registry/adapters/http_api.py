@@ -179,7 +179,8 @@ class EnrolRequest(ProfileFields):
     admitted_on: dt.date = Field(description="Date of the admission decision (party age counts from it)")
     official_on: dt.date | None = None
     member_since: dt.date | None = Field(default=None, description="Counts in the cell from this date")
-    card_number: str | None = Field(default=None, pattern=r"^01\d{6}$")
+    card_number: str | None = Field(default=None, pattern=r"^\d{8}$",
+                                    description="The register's two-digit code (01 for Hanoi), then six digits")
     interruptions: list[Interruption] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -256,7 +257,7 @@ class CardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "exchange_2025", "issued_on": "2025-09-02"}]})
     reason: Literal["first_issue", "reissue_lost", "exchange_damaged", "exchange_2025"]
-    card_number: str | None = Field(default=None, pattern=r"^01\d{6}$",
+    card_number: str | None = Field(default=None, pattern=r"^\d{8}$",
                                     description="Omit to take the next number of the allocated range")
     issued_on: dt.date | None = None
 
@@ -496,17 +497,22 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                                    field="file")
             if not content:
                 raise ProblemError(422, "file-empty", "the file is empty", field="file")
-            import_id = imports.submit(file_name=file.filename or "roll", content=content, actor=actor.label())
+            import_id = imports.submit(file_name=file.filename or "roll", content=content, actor=actor.label(),
+                                       scope=actor.unit_code)
             imports.start_in_background(import_id)
             return JSONResponse({"import_id": import_id, "status": "queued"}, status_code=202,
                                 headers={"Location": f"/imports/{import_id}"})
 
         @router.get("/imports/{import_id}", response_model=ImportStatus, tags=["imports"],
-                    summary="An import's status and its report of bad rows", responses=problem_responses(401, 404))
+                    summary="An import's status and its report of bad rows",
+                    responses=problem_responses(401, 403, 404))
         def import_status(import_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+            actor.require("clerk")
             report = imports.report(str(import_id))
             if report is None:
                 raise ProblemError(404, "import-not-found", f"no import {import_id}")
+            if not imports.visible_to(str(import_id), actor.unit_code):
+                raise ProblemError(403, "outside-scope", f"import {import_id} was submitted outside your subtree")
             return dict(report.as_json())
 
     clock = commands.clock

@@ -70,6 +70,8 @@ class WorkerJob:
     first_row: int
     cells: dict[str, Any]
     card_code: str
+    outside: frozenset[str] = frozenset()
+    """Codes of the cells outside the import's subtree."""
 
 
 class ImportRunner:
@@ -84,17 +86,18 @@ class ImportRunner:
         self.worker_entry = worker_entry
         self.job_settings = job_settings or {}
 
-    def submit(self, *, file_name: str, content: bytes, actor: str) -> str:
-        """Store the file and queue the import; returns its id."""
+    def submit(self, *, file_name: str, content: bytes, actor: str, scope: str | None = None) -> str:
+        """Store the file and queue the import; returns its id. `scope`: the code of the subtree whose cells its rows
+        may enrol members into (the submitting actor's), None for the whole register."""
         import_id = str(uuid.uuid4())
         self.files_dir.mkdir(parents=True, exist_ok=True)
         suffix = ".xlsx" if content.startswith(b"PK\x03\x04") else ".csv"
         (self.files_dir / f"{import_id}{suffix}").write_bytes(content)
         with self.pool.connection() as conn:
             conn.execute(
-                "INSERT INTO imports (import_id, file_name, file_sha256, status, actor)"
-                " VALUES (%s, %s, %s, 'queued', %s)",
-                (import_id, file_name[:300], hashlib.sha256(content).hexdigest(), actor))
+                "INSERT INTO imports (import_id, file_name, file_sha256, status, actor, scope)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s)",
+                (import_id, file_name[:300], hashlib.sha256(content).hexdigest(), actor, scope))
         return import_id
 
     def start_in_background(self, import_id: str) -> threading.Thread:
@@ -126,6 +129,24 @@ class ImportRunner:
             return None
         return ImportReport(import_id, row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
+    def visible_to(self, import_id: str, unit_code: str | None) -> bool:
+        """Whether an actor scoped to `unit_code` (None: the whole register) may read the import's report: the
+        import was submitted in that subtree."""
+        if unit_code is None:
+            return True
+        with self.pool.connection() as conn:
+            scope = self._scope(conn, import_id)
+            if scope is None:
+                return False
+            unit_id = PostgresRegistryViews(conn).unit_id_by_code(scope)
+            return scope == unit_code or (unit_id is not None and
+                                          unit_code in PostgresRegistryViews(conn).ancestor_codes(unit_id))
+
+    @staticmethod
+    def _scope(conn: Any, import_id: str) -> str | None:
+        row = conn.execute("SELECT scope FROM imports WHERE import_id = %s", (import_id,)).fetchone()
+        return None if row is None else row[0]
+
     def run(self, import_id: str, *, progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
         """Run (or resume) an import; a second runner of the same import waits its turn on a lock."""
         with self.pool.connection() as guard:
@@ -146,7 +167,7 @@ class ImportRunner:
                 rows = list(read_rows(path))
                 if len(rows) - 1 >= PARALLEL_FROM_ROWS:
                     return self._run_parallel(import_id, actor, rows, progress)
-            validated = self._validate(path, lambda done: progress and progress("validating", done, 0))
+            validated = self._validate(import_id, path, lambda done: progress and progress("validating", done, 0))
         except (UnreadableFile, FileNotFoundError, UnicodeDecodeError) as exc:
             self._finish(import_id, "rejected", errors=[RowError(1, "file", "file-unreadable", str(exc))])
             return self._report_or_fail(import_id)
@@ -189,6 +210,8 @@ class ImportRunner:
         codes = sorted({str(r[code_column]).strip() for r in body if code_column < len(r) and r[code_column]})
         with self.pool.connection() as conn:
             cells = cell_states(conn, codes)
+            in_scope = scope_check(conn, self._scope(conn, import_id))
+            outside = frozenset(code for code, cell in cells.items() if not in_scope(cell))
         size = -(-len(body) // self.workers)
         context = multiprocessing.get_context("spawn")
         workers = []
@@ -199,7 +222,7 @@ class ImportRunner:
                 continue
             here, there = context.Pipe()
             job = WorkerJob(import_id=import_id, actor=actor, header=list(header), first_row=2 + index * size,
-                            cells=cells, **self.job_settings)
+                            cells=cells, outside=outside, **self.job_settings)
             process = context.Process(target=self.worker_entry, args=(there, job), daemon=True)
             process.start()
             workers.append((process, here))
@@ -283,7 +306,7 @@ class ImportRunner:
         self._finish(import_id, "rejected", errors=[error], written=written, skipped=skipped)
         return self._report_or_fail(import_id)
 
-    def _validate(self, path: Path, progress: Callable[[int], Any]) -> Any:
+    def _validate(self, import_id: str, path: Path, progress: Callable[[int], Any]) -> Any:
         with self.pool.connection() as conn:
             tx = PostgresTransaction(conn, topic="", channel="")
 
@@ -294,7 +317,8 @@ class ImportRunner:
                 read_rows(path), cell_for_code=cells,
                 card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
                 citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values),
-                today=today(), progress=progress, card_code=self.commands.card_code)
+                today=today(), progress=progress, card_code=self.commands.card_code,
+                in_scope=scope_check(conn, self._scope(conn, import_id)))
 
     def _update(self, import_id: str, **fields: Any) -> str:
         assignments = ", ".join(f"{k} = %s" for k in fields)
@@ -328,6 +352,14 @@ def _validation_report(message: tuple[Any, ...]) -> tuple[Any, ...]:
     return message[1:]
 
 
+def scope_check(conn: Any, scope: str | None) -> Callable[[units.Unit], bool]:
+    """Whether a cell lies in the subtree of the unit coded `scope` (every cell does when it is None)."""
+    if scope is None:
+        return lambda cell: True
+    views = PostgresRegistryViews(conn)
+    return lambda cell: scope in views.ancestor_codes(cell.unit_id)
+
+
 def cell_states(conn: Any, codes: Sequence[str]) -> dict[str, units.Unit]:
     """The current state of the active units with these codes."""
     views = PostgresRegistryViews(conn)
@@ -356,7 +388,7 @@ def run_worker_slice(pipe: Any, job: WorkerJob, bus: CommandBus, commands: Regis
         [job.header, *job_rows], cell_for_code=lambda codes: {c: job.cells[c] for c in codes if c in job.cells},
         card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
         citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values), today=today(),
-        card_code=commands.card_code)
+        card_code=commands.card_code, in_scope=lambda cell: cell.code not in job.outside)
     del job_rows
     shift = job.first_row - 2
     rows = [replace(r, row=r.row + shift) for r in validated.rows]

@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS imports (
     created_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz
 );
+-- The code of the subtree the import was submitted in (its actor's scope; NULL: the whole register). Its rows may
+-- enrol members only into cells of that subtree, and only actors over it read its report.
+ALTER TABLE imports ADD COLUMN IF NOT EXISTS scope text;
 """
 
 _STATUS_AFTER = {

@@ -158,8 +158,10 @@ def validate_rows(rows: Iterable[Sequence[Any]], *, cell_for_code: Callable[[Seq
                   card_holders: Callable[[Sequence[str]], dict[str, str]], citizen_holders: Callable[
                       [Sequence[str]], dict[str, str]],
                   today: dt.date, progress: Callable[[int], None] | None = None,
-                  card_code: str = CARD_PROVINCE_CODE) -> Validated:
-    """Every row checked before anything is written; each error names the row (1 = the header), field and code."""
+                  card_code: str = CARD_PROVINCE_CODE,
+                  in_scope: Callable[[Unit], bool] | None = None) -> Validated:
+    """Every row checked before anything is written; each error names the row (1 = the header), field and code.
+    `in_scope`: whether the submitting actor may enrol members into a cell (asked once per cell); None: anywhere."""
     iterator = iter(rows)
     result = Validated()
     try:
@@ -178,11 +180,16 @@ def validate_rows(rows: Iterable[Sequence[Any]], *, cell_for_code: Callable[[Seq
         raw_rows.append((number, {key: raw[i] if i < len(raw) else None for i, key in columns.items()}))
     result.total = len(raw_rows)
     cells = cell_for_code(sorted({_text(values.get("cell_code")) for _, values in raw_rows}))
+    outside = {code for code, cell in cells.items() if in_scope is not None and not in_scope(cell)}
     seen_citizen: dict[str, int] = {}
     seen_card: dict[str, int] = {}
     for done, (number, values) in enumerate(raw_rows, start=1):
         if progress is not None and done % 5000 == 0:
             progress(done)
+        if (code := _text(values.get("cell_code"))) in outside:
+            result.errors.append(RowError(number, "cell_code", "outside-scope",
+                                          f"cell {code} is outside the subtree the import was submitted in"))
+            continue
         try:
             command = _row_command(number, values, cells)
             events = members.enrol(command, current=members.INITIAL, unit=cells.get(_text(values.get("cell_code"))),
