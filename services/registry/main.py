@@ -125,7 +125,8 @@ def reaction_handler(registry: Registry) -> Any:
     """Applies a foreign fact inside the consumer's transaction, retrying a version conflict from a savepoint."""
     import psycopg
 
-    from registry.application.reactions import CATALOGUES, REACTIONS, command_id_for
+    from registry.application.reactions import CATALOGUES, REACTIONS, command_id_for, taking_effect
+    from registry.domain.policy import legal_basis
     from servicekit.commands import CommandContext
     from servicekit.consumer import ConsumedEvent, RetryLater
     from servicekit.pgstore import PostgresTransaction
@@ -140,7 +141,8 @@ def reaction_handler(registry: Registry) -> Any:
         context = CommandContext(
             actor=f"{event.source} ({envelope.actor})", command_id=command_id_for(envelope.id),
             correlation_id=_uuid_or_none(envelope.correlation_id), causation_id=_uuid_or_none(envelope.id),
-            traceparent=envelope.traceparent, tracestate=envelope.tracestate)
+            traceparent=envelope.traceparent, tracestate=envelope.tracestate,
+            legal_basis=legal_basis(taking_effect(fact, registry.commands.clock())))
         for attempt in range(5):
             try:
                 with conn.transaction():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -161,3 +162,27 @@ def test_an_import_over_http_reports_bad_rows_then_accepts_a_good_file(system: R
     assert (refused.status_code, refused.json()["code"]) == (403, "outside-scope")
     assert reader.get(f"/imports/{completed['import_id']}").status_code == 403, "reading a report takes a clerk"
     assert client(system, "clerk", ids["codes"]["city"]).get(f"/imports/{theirs['import_id']}").status_code == 200
+
+
+def test_a_decision_carries_its_legal_basis_the_client_s_or_the_one_in_force_on_its_date(
+        system: RunningSystem) -> None:
+    admin = client(system)
+    ids = tree(admin)
+    renamed = admin.post(f"/units/{ids['x']}/rename", json={"name": "Phường X mới", "effective_on": "2025-08-01"},
+                         headers={"X-Legal-Basis": quote("Nghị quyết 60-NQ/TW (12/04/2025)")})
+    assert renamed.status_code == 200, renamed.text
+    cell = admin.post("/units", json={"code": code(), "name": "Chi bộ cũ", "kind": "grassroots_cell",
+                                      "parent_id": ids["city"], "established_on": "2022-03-01"})
+    assert cell.status_code == 201, cell.text
+    bases = [e["legal_basis"] for e in admin.get(f"/units/{ids['x']}/history").json()]
+    assert bases == ["Điều lệ Đảng (2011); Quy định 294-QĐ/TW (26/05/2025); Hướng dẫn 06-HD/TW (09/06/2025)",
+                     "Nghị quyết 60-NQ/TW (12/04/2025)"]
+    [established] = admin.get(f"/units/{cell.json()['id']}/history").json()
+    assert established["legal_basis"] == \
+        "Điều lệ Đảng (2011); Quy định 24-QĐ/TW (30/07/2021); Hướng dẫn 01-HD/TW (28/09/2021)", "the rules of 2022"
+    too_long = admin.post(f"/units/{ids['x']}/rename", json={"name": "Phường X", "effective_on": "2025-09-01"},
+                          headers={"X-Legal-Basis": "x" * 501})
+    assert (too_long.status_code, too_long.json()["field"]) == (422, "X-Legal-Basis")
+    not_utf8 = admin.post(f"/units/{ids['x']}/rename", json={"name": "Phường X", "effective_on": "2025-09-01"},
+                          headers={"X-Legal-Basis": "%FF%FE"})
+    assert (not_utf8.status_code, not_utf8.json()["field"]) == (422, "X-Legal-Basis")

@@ -15,6 +15,7 @@ from contracts import admissions_v1, transfers_v1
 from contracts.codec import to_json
 from contracts.envelope import Envelope
 from registry import main as registry_main
+from registry.domain.policy import legal_basis
 from servicekit import kafka as kafka_setup
 from servicekit.consumer import ConsumerSettings, EventConsumer
 from tests.support.kit import wait_until
@@ -109,6 +110,8 @@ def test_admission_recognition_and_transfers_become_member_events_once(
     assert sorted(e.type for e in events[3:]) == ["MemberTemporaryHostChanged", "MemberTemporaryHostChanged",
                                                  "MemberUnitChanged"]
     assert events[0].data["source"] == "admission" and events[0].data["status"] == "probationary"
+    assert events[0].metadata["legal_basis"] == legal_basis(dt.date(2025, 5, 1)), "the rules of the decision's date"
+    assert "294-QĐ/TW" in events[1].metadata["legal_basis"]
     assert events[1].data["official_on"] == "2026-05-19"
     hosts = [e.data["host_unit_id"] for e in events if e.type == "MemberTemporaryHostChanged"]
     assert hosts == [host_cell, None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.registry_v1 import UNIT_KINDS, UnitKind
 from registry.application.handlers import Handler, RegistryCommands, Scope
-from registry.domain import members
+from registry.domain import members, policy
 from registry.domain.commands import (
     DissolveUnit,
     EnrolMember,
@@ -279,7 +280,34 @@ class RatingRequest(BaseModel):
     level: Literal[RATING_LEVELS]  # type: ignore[valid-type]
 
 
-def command_context(request: Request, actor: Actor, idempotency_key: str | None) -> CommandContext:
+DECISION_DATES = ("effective_on", "established_on", "decided_on", "died_on", "official_on", "readmitted_on",
+                  "awarded_on", "issued_on", "admitted_on")
+"""The fields a command's body may date its decision by, in the order they are looked for."""
+MAX_LEGAL_BASIS = 500
+
+
+def decision_basis(request: Request, body: BaseModel | None, today: dt.date) -> str:
+    """The client's `X-Legal-Basis` (UTF-8, percent-encoded: a header carries ASCII only), or the policy table's
+    basis for the date the decision takes effect (a rating: the end of its year; a body naming no date: today)."""
+    try:
+        given = urllib.parse.unquote(request.headers.get("x-legal-basis") or "", errors="strict").strip()
+    except UnicodeDecodeError:
+        raise ProblemError(422, "invalid-input", "X-Legal-Basis is UTF-8 text, percent-encoded",
+                           field="X-Legal-Basis") from None
+    if len(given) > MAX_LEGAL_BASIS:
+        raise ProblemError(422, "invalid-input", f"X-Legal-Basis is at most {MAX_LEGAL_BASIS} characters",
+                           field="X-Legal-Basis")
+    if given:
+        return given
+    values = dict(body) if body is not None else {}
+    rating = isinstance(values.get("year"), int) and request.url.path.endswith("/ratings")
+    day = dt.date(values["year"], 12, 31) if rating else next(
+        (values[f] for f in DECISION_DATES if isinstance(values.get(f), dt.date)), today)
+    return policy.legal_basis(day, rating=rating)
+
+
+def command_context(request: Request, actor: Actor, idempotency_key: str | None, *, legal_basis: str | None = None
+                    ) -> CommandContext:
     traceparent, tracestate = current_trace_headers()
     correlation = request.headers.get("x-correlation-id")
     try:
@@ -288,7 +316,7 @@ def command_context(request: Request, actor: Actor, idempotency_key: str | None)
         raise ProblemError(422, "invalid-input", "X-Correlation-Id must be a UUID",
                            field="X-Correlation-Id") from None
     return CommandContext(actor=actor.label(), idempotency_key=idempotency_key, traceparent=traceparent,
-                          tracestate=tracestate, correlation_id=correlation_id)
+                          tracestate=tracestate, correlation_id=correlation_id, legal_basis=legal_basis)
 
 
 def answer(result: CommandResult, status: int, location: str) -> JSONResponse:
@@ -361,7 +389,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
 
     def run(request: Request, actor: Actor, key: str | None, handler: Handler, body: BaseModel | None,
             status: int, location: Callable[[CommandResult], str]) -> JSONResponse:
-        context = command_context(request, actor, key)
+        context = command_context(request, actor, key,
+                                  legal_basis=decision_basis(request, body, commands.clock()))
         payload: Any = {"path": request.url.path, "body": body.model_dump(mode="json") if body else None}
         result = bus.execute(context, handler, request=payload)
         return answer(result, status, location(result))

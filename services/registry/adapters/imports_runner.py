@@ -29,6 +29,7 @@ from registry.application.handlers import CARD_NUMBER_SCOPE, CITIZEN_ID_SCOPE, U
 from registry.application.imports import RowError, map_header, validate_rows
 from registry.domain import units
 from registry.domain.errors import DomainError
+from registry.domain.policy import legal_basis
 from servicekit.commands import CommandBus, CommandContext
 from servicekit.pgstore import PostgresTransaction
 
@@ -183,7 +184,7 @@ class ImportRunner:
             chunk = rows[start:start + CHUNK]
             try:
                 result = self.bus.execute(
-                    CommandContext(actor=actor, correlation_id=uuid.UUID(import_id)),
+                    CommandContext(actor=actor, correlation_id=uuid.UUID(import_id), legal_basis=legal_basis(today())),
                     self.commands.import_chunk(import_id, chunk))
             except DomainError as exc:
                 return self._stopped_while_writing(import_id, chunk[0].row, exc, written, skipped)
@@ -401,7 +402,8 @@ def run_worker_slice(pipe: Any, job: WorkerJob, bus: CommandBus, commands: Regis
     written = skipped = done = 0
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
-        result = bus.execute(CommandContext(actor=job.actor, correlation_id=uuid.UUID(job.import_id)),
+        result = bus.execute(CommandContext(actor=job.actor, correlation_id=uuid.UUID(job.import_id),
+                                            legal_basis=legal_basis(today())),
                              commands.import_chunk(job.import_id, chunk))
         written += int(result.details["written"])
         skipped += int(result.details["skipped"])

@@ -51,7 +51,7 @@ def build_router(store: PostgresEventStore, check_scope: Callable[[Actor, str], 
         events = history("unit", unit_id)
         check_scope(actor, str(unit_id))
         return [{"type": e.type, "version": e.version, "data": e.data, "recorded_at": e.recorded_at.isoformat(),
-                 "actor": e.metadata.get("actor")} for e in events]
+                 "actor": e.metadata.get("actor"), "legal_basis": e.metadata.get("legal_basis")} for e in events]
 
     @router.get("/members/{member_id}", tags=["members"], summary="A member's current record",
                 responses=problem_responses(401, 403, 404))

@@ -6,6 +6,7 @@ commit together: a redelivered fact changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +64,15 @@ def incoming(commands: RegistryCommands, fact: transfers_v1.IncomingTransferRegi
 def transferred_out(commands: RegistryCommands, fact: transfers_v1.MemberTransferredToAnotherProvince) -> Handler:
     return commands.member_command(fact.member_id, lambda member, _: members.transfer_out(
         member, effective_on=fact.effective_on, transfer_id=fact.transfer_id, destination=fact.destination))
+
+
+FACT_DATES = ("decision_date", "official_on", "decided_on", "received_on", "ended_on", "effective_on")
+"""The fields a foreign fact dates its decision by, in the order they are looked for."""
+
+
+def taking_effect(fact: Any, otherwise: dt.date) -> dt.date:
+    """The date a foreign fact's decision takes effect (its legal basis is the one in force then)."""
+    return next((value for name in FACT_DATES if isinstance(value := getattr(fact, name, None), dt.date)), otherwise)
 
 
 REACTIONS: dict[tuple[str, str], Reaction] = {

@@ -1,7 +1,9 @@
-"""Rule parameters of the registry, in one table: which unit kind may sit under which."""
+"""Rule parameters of the registry, in one table: which unit kind may sit under which, the members' ages and
+periods, card numbers, and the legal bases decisions stand on."""
 
 from __future__ import annotations
 
+import datetime as dt
 from types import MappingProxyType
 
 ROOT = None
@@ -73,3 +75,32 @@ PROFILE_FIELDS = frozenset({
     "full_name", "gender", "birth_date", "citizen_id", "ethnicity", "religion", "hometown", "address", "phone",
     "education", "qualification", "political_theory", "occupation", "youth_union",
 })
+
+# Legal bases ----------------------------------------------------------------------------------------------
+# What a decision stands on when its client names nothing (ARCHITECTURE.md §10), chosen by the date the decision
+# takes effect, so that a backdated fact carries the rules of its time (reference/domain-research.md §0). Each
+# instrument is in force from the first date until the next one's.
+CHARTER = "Điều lệ Đảng (2011)"
+IMPLEMENTING_RULES = (
+    (dt.date(2016, 7, 25), "Quy định 29-QĐ/TW (25/07/2016)"),
+    (dt.date(2021, 7, 30), "Quy định 24-QĐ/TW (30/07/2021)"),
+    (dt.date(2025, 1, 20), "Quy định 232-QĐ/TW (20/01/2025)"),
+    (dt.date(2025, 7, 1), "Quy định 294-QĐ/TW (26/05/2025)"),
+)
+IMPLEMENTING_GUIDANCE = (
+    (dt.date(2021, 9, 28), "Hướng dẫn 01-HD/TW (28/09/2021)"),
+    (dt.date(2025, 6, 9), "Hướng dẫn 06-HD/TW (09/06/2025)"),
+)
+RATING_RULES = (
+    (dt.date(2023, 10, 4), "Quy định 124-QĐ/TW (04/10/2023)"),
+    (dt.date(2025, 8, 30), "Quy định 366-QĐ/TW (30/08/2025)"),
+)
+RATING_GUIDANCE = ((dt.date(2025, 10, 31), "Hướng dẫn 43-HD/BTCTW (31/10/2025)"),)
+
+
+def legal_basis(on: dt.date, *, rating: bool = False) -> str:
+    """The Charter and the implementing rules and guidance in force on `on` (for an annual rating, the rating
+    rules instead): e.g. "Điều lệ Đảng (2011); Quy định 294-QĐ/TW (26/05/2025); Hướng dẫn 06-HD/TW (09/06/2025)"."""
+    tables = (RATING_RULES, RATING_GUIDANCE) if rating else (IMPLEMENTING_RULES, IMPLEMENTING_GUIDANCE)
+    in_force = [next((text for since, text in reversed(table) if since <= on), None) for table in tables]
+    return "; ".join([CHARTER, *(text for text in in_force if text)])
