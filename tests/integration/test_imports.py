@@ -90,6 +90,20 @@ def test_a_file_with_bad_rows_is_rejected_whole_with_a_report_naming_row_field_a
     assert count_members(reg) == 0, "nothing of a rejected file is written"
 
 
+def test_unknown_or_repeated_headings_and_a_card_given_twice_reject_the_file(reg: RegistryUnderTest) -> None:
+    [cell] = cells(reg, 1)
+    header = [*HEADER, "shoe_size"]
+    header[0] = "Họ và tên"
+    report = run_import(reg, roll([[*person(1, cell), "42"]], header=[*header, "full_name"]))
+    found = {(e["row"], e["field"], e["code"]) for e in report["errors"]}  # type: ignore[attr-defined]
+    assert (report["status"], found) == ("rejected", {(1, "shoe_size", "column-unknown"),
+                                                      (1, "full_name", "column-repeated")})
+    twice = run_import(reg, roll([person(1, cell, card="01000001"), person(2, cell, card="01000001")]))
+    assert [(e["row"], e["field"], e["code"]) for e in twice["errors"]] == [  # type: ignore[attr-defined]
+        (3, "card_number", "card-number-repeated")]
+    assert count_members(reg) == 0
+
+
 def test_a_missing_required_column_is_named(reg: RegistryUnderTest) -> None:
     report = run_import(reg, roll([], header=[h for h in HEADER if h != "citizen_id"]))
     assert report["status"] == "rejected"

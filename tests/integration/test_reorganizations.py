@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from registry.domain.commands import DissolveUnit, MergeUnits, NewUnitSpec, ReattachUnits, SplitPart, SplitUnit
-from registry.domain.errors import DomainError
+from registry.domain.errors import Conflict, DomainError
 from tests.support.registry import RegistryUnderTest, registry_for
 
 REFORM = dt.date(2025, 7, 1)
@@ -128,3 +128,36 @@ def test_a_reorganization_of_many_units_and_members_is_one_decision(reg: Registr
         effective_on=REFORM, decision_ref="QĐ 100")))
     assert result.details["members_moved"] == 95
     assert result.event_count == 95 + 19 + 1
+
+
+def test_a_code_in_use_is_refused_to_a_merge_s_new_unit_and_a_split_s_part_and_freed_when_its_unit_ends(
+        reg: RegistryUnderTest) -> None:
+    city = reg.unit("city_committee")
+    ward = reg.unit("commune_committee", city)
+    taken = f"T{uuid.uuid4().hex[:8]}"
+    holder = reg.unit("grassroots_cell", ward, code=taken)
+    cell_a, cell_b = reg.unit("grassroots_cell", ward), reg.unit("grassroots_cell", ward)
+    people = [reg.member(cell_a), reg.member(cell_b)]
+    new_id = str(uuid.uuid4())
+    with pytest.raises(Conflict) as refused:
+        reg.run(reg.commands.merge_units(MergeUnits(
+            source_ids=(cell_a, cell_b), target_id=None,
+            new_target=NewUnitSpec(code=taken, name="Chi bộ ghép", kind="grassroots_cell", parent_id=ward),
+            new_target_id=new_id, effective_on=REFORM, decision_ref="QĐ 5")))
+    assert refused.value.code == "unit-code-taken"
+    assert reg.events(f"unit-{new_id}") == [] and reg.member_state(people[0]).unit_id == cell_a
+
+    parts = (SplitPart(unit_id=str(uuid.uuid4()), code=taken, name="Chi bộ 1", kind="grassroots_cell",
+                       member_ids=(people[0],)),
+             SplitPart(unit_id=str(uuid.uuid4()), code=f"P{uuid.uuid4().hex[:8]}", name="Chi bộ 2",
+                       kind="grassroots_cell"))
+    with pytest.raises(Conflict) as refused:
+        reg.run(reg.commands.split_unit(SplitUnit(unit_id=cell_a, parts=parts, effective_on=REFORM,
+                                                  decision_ref="QĐ 6")))
+    assert refused.value.code == "unit-code-taken"
+    assert reg.events(f"unit-{parts[0].unit_id}") == [] and reg.member_state(people[0]).unit_id == cell_a
+
+    reg.run(reg.commands.dissolve_unit(DissolveUnit(unit_id=holder, successor_id=None, effective_on=REFORM,
+                                                    decision_ref="QĐ 7")))
+    reused = reg.unit("grassroots_cell", ward, code=taken, on=REFORM)
+    assert reg.events(f"unit-{reused}")[0].data["code"] == taken, "the code of a dissolved unit is free again"
