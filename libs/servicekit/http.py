@@ -56,16 +56,21 @@ class ProblemError(Exception):
         self.field = field
 
 
+def problem_document(status: int, code: str, title: str, *, detail: str | None = None,
+                     field: str | None = None, instance: str | None = None,
+                     errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return Problem(
+        type=f"https://party-register.example/problems/{code}",
+        title=title, status=status, code=code, detail=detail, field=field, instance=instance, errors=errors,
+    ).model_dump(exclude_none=True)
+
+
 def problem_response(status: int, code: str, title: str, *, detail: str | None = None,
                      field: str | None = None, instance: str | None = None,
                      errors: list[dict[str, Any]] | None = None,
                      headers: Mapping[str, str] | None = None) -> JSONResponse:
-    body = Problem(
-        type=f"https://party-register.example/problems/{code}",
-        title=title, status=status, code=code, detail=detail, field=field, instance=instance, errors=errors,
-    )
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON,
-                        headers=dict(headers or {}))
+    body = problem_document(status, code, title, detail=detail, field=field, instance=instance, errors=errors)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -255,7 +260,11 @@ def create_app(parts: AppParts) -> FastAPI:
             results[name] = {"ok": ok, "detail": detail}
             ready = ready and ok
         if not ready:
-            return JSONResponse({"status": "not-ready", "checks": results}, status_code=503)
+            # A problem document like every other refusal, with the checks as an extension member (RFC 9457 §3.2).
+            failing = ", ".join(f"{name}: {r['detail']}" for name, r in results.items() if not r["ok"])
+            body = {**problem_document(503, "not-ready", "Not ready", detail=failing, instance="/readyz"),
+                    "checks": results}
+            return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
         return JSONResponse({"status": "ready", "checks": results})
 
     for router in parts.routers:

@@ -68,6 +68,9 @@ def loaded(demo_system: RunningSystem) -> RunningSystem:
     response = httpx.get(f"{demo_system.url('gateway')}/readyz", timeout=5)
     assert response.status_code == 503
     assert response.json()["checks"]["demo"]["detail"] == "the tiny demo is about to load"
+    assert response.headers["content-type"] == "application/problem+json", "a refusal like any other"
+    assert (response.json()["code"], response.json()["status"]) == ("not-ready", 503)
+    assert "demo: the tiny demo is about to load" in response.json()["detail"]
     result = load(demo_system)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not marker.exists(), "the loader clears the marker once everything is published"

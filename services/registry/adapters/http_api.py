@@ -53,6 +53,13 @@ class CommandAccepted(BaseModel):
     ]})
 
 
+REPLAYED: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted,
+                                                   "description": "A repeated Idempotency-Key: the first answer again,"
+                                                                  " nothing appended"}}
+ESTABLISHED: dict[int | str, dict[str, Any]] = {201: {"model": CommandAccepted,
+                                                      "description": "A new target unit was established"}}
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     effective_on: dt.date
@@ -408,7 +415,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
         return found
 
     @router.post("/units", status_code=201, response_model=CommandAccepted, tags=["units"],
-                 summary="Establish an organization unit", responses=COMMAND_PROBLEMS)
+                 summary="Establish an organization unit", responses={**REPLAYED, **COMMAND_PROBLEMS})
     def establish_unit(body: EstablishUnitRequest, request: Request, actor: CurrentActor,
                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -436,7 +443,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                    200, unit_location)
 
     @router.post("/units/merge", response_model=CommandAccepted, tags=["units"],
-                 summary="Merge units into one; their sub-units and members follow", responses=COMMAND_PROBLEMS)
+                 summary="Merge units into one; their sub-units and members follow",
+                 responses={**ESTABLISHED, **COMMAND_PROBLEMS})
     def merge(body: MergeRequest, request: Request, actor: CurrentActor,
               idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -485,7 +493,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                    200, unit_location)
 
     @router.post("/members", status_code=201, response_model=CommandAccepted, tags=["members"],
-                 summary="Enrol one existing member", responses=COMMAND_PROBLEMS)
+                 summary="Enrol one existing member", responses={**REPLAYED, **COMMAND_PROBLEMS})
     def enrol(body: EnrolRequest, request: Request, actor: CurrentActor,
               idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("clerk")
@@ -534,7 +542,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
 
         @router.get("/imports/{import_id}", response_model=ImportStatus, tags=["imports"],
                     summary="An import's status and its report of bad rows",
-                    responses=problem_responses(401, 403, 404))
+                    responses=problem_responses(401, 403, 404, 422))
         def import_status(import_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
             actor.require("clerk")
             report = imports.report(str(import_id))

@@ -31,7 +31,7 @@ def build_router(store: PostgresEventStore, check_scope: Callable[[Actor, str], 
         return events
 
     @router.get("/units/{unit_id}", tags=["units"], summary="A unit as it stood on a date (default today)",
-                responses=problem_responses(401, 403, 404))
+                responses=problem_responses(401, 403, 404, 422))
     def get_unit(unit_id: uuid.UUID, actor: Annotated[Actor, Depends(current_actor)],
                  as_of: Annotated[dt.date | None, Query(description="Asia/Ho_Chi_Minh date")] = None) -> dict[str, Any]:
         events = history("unit", unit_id)
@@ -46,7 +46,7 @@ def build_router(store: PostgresEventStore, check_scope: Callable[[Actor, str], 
                 "version": events[-1].version}
 
     @router.get("/units/{unit_id}/history", tags=["units"], summary="Every decision about a unit, in order",
-                responses=problem_responses(401, 403, 404))
+                responses=problem_responses(401, 403, 404, 422))
     def unit_history(unit_id: uuid.UUID, actor: Annotated[Actor, Depends(current_actor)]) -> list[dict[str, Any]]:
         events = history("unit", unit_id)
         check_scope(actor, str(unit_id))
@@ -54,7 +54,7 @@ def build_router(store: PostgresEventStore, check_scope: Callable[[Actor, str], 
                  "actor": e.metadata.get("actor"), "legal_basis": e.metadata.get("legal_basis")} for e in events]
 
     @router.get("/members/{member_id}", tags=["members"], summary="A member's current record",
-                responses=problem_responses(401, 403, 404))
+                responses=problem_responses(401, 403, 404, 422))
     def get_member(member_id: uuid.UUID, actor: Annotated[Actor, Depends(current_actor)]) -> dict[str, Any]:
         events = history("member", member_id)
         state = members.INITIAL
