@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -563,4 +564,47 @@ def test_a_gap_holds_the_key_back_until_the_missing_version_arrives(
     drain(consumer, until_applied=3)
     assert consumer.held_at_gap == 1
     assert [v for _, v in effects(database_url, schema)] == [1, 2, 3]
+    consumer.close()
+
+
+def test_a_command_counts_as_applied_only_once_every_one_of_its_events_is(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str
+) -> None:
+    a, b = f"unit-{uuid.uuid4()}", f"unit-{uuid.uuid4()}"
+    write(store, [a, b], 1)
+    store.append(stream_id=b, expected_version=1, events=[event(2)], metadata=metadata())
+    publish_all(database_url, schema, topic, bootstrap_servers)
+    records = {(r.key, r.version): r for r in read_topic(bootstrap_servers, topic, expect_at_least=3)}
+    key = {a: a.split("-", 1)[1], b: b.split("-", 1)[1]}
+    command, alone = str(uuid.uuid4()), str(uuid.uuid4())
+    # One command wrote a's version 1 and b's version 2; b's version 1 was another command's.
+    envelopes = {(key[a], 1): (command, 2), (key[b], 2): (command, 2), (key[b], 1): (alone, 1)}
+    other = f"{topic}.command"
+    admin = kafka_setup.new_admin(bootstrap_servers, client_id="command")
+    kafka_setup.ensure_topics(admin, {other: 1})
+    admin.close()
+    producer = kafka_setup.new_producer(bootstrap_servers, client_id="command")
+
+    def send(*wanted: tuple[str, int]) -> None:
+        for k in wanted:
+            r = records[k]
+            command_id, count = envelopes[k]
+            envelope = dataclasses.replace(r.envelope, command_id=command_id, command_event_count=count)
+            producer.send(other, key=r.key.encode(), value=r.value, headers=envelope.to_headers()).get(timeout=10)
+
+    def done(command_id: str) -> bool | None:
+        with connect(database_url, schema=schema) as conn:
+            row = conn.execute("SELECT applied >= expected FROM consumer_commands WHERE command_id = %s",
+                               (command_id,)).fetchone()
+        return None if row is None else bool(row[0])
+
+    consumer = consumer_for(database_url, schema, other, bootstrap_servers)
+    send((key[a], 1), (key[b], 2))
+    drain(consumer, until_applied=1)
+    wait_until(lambda: consumer.poll_once() >= 0 and consumer.held_at_gap == 1, interval_s=0, message="the gap")
+    assert done(command) is False, "one of its two events is applied, the other waits at a gap"
+    send((key[b], 1), (key[b], 2))
+    drain(consumer, until_applied=3)
+    assert (done(command), done(alone)) == (True, True)
+    producer.close()
     consumer.close()
