@@ -13,8 +13,10 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kafka.errors import KafkaTimeoutError
 
 from servicekit.database import connect, notify_channel
 from servicekit.pgstore import OutboxDoorbell, PostgresEventStore
@@ -279,3 +281,55 @@ def test_a_second_relay_waits_while_the_lease_is_held(
     holder.close()
     assert contender.lease.acquire(), "a released lease is free at once"
     contender.close()
+
+
+class DroppedSend:
+    """A send whose acknowledgement never came: kafka-python drops in-flight batches when it bumps its epoch."""
+
+    is_done = True
+
+    def succeeded(self) -> bool:
+        return False
+
+
+def test_a_failed_send_is_resent_with_every_later_row_of_its_key_and_nothing_is_lost(
+    store: PostgresEventStore, database_url: str, schema: str, topic: str, bootstrap_servers: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = [str(uuid.uuid4()) for _ in range(5)]
+    for version in range(1, 5):
+        for key in keys:
+            store.append(stream_id=f"unit-{key}", expected_version=version - 1, events=[event(version)],
+                         metadata=metadata())
+    relay = OutboxRelay(relay_settings(database_url, schema, topic, bootstrap_servers))
+    assert relay.lease.acquire()
+    dropped = {(f"unit-{keys[0]}", 2), (f"unit-{keys[3]}", 3)}
+    refused = {(f"unit-{keys[1]}", 1)}
+    send = relay._send
+    producers: list[object] = []
+
+    def failing_send(producer: Any, row: tuple[Any, ...], traceparent: str | None, tracestate: str | None) -> Any:
+        if producer not in producers:
+            producers.append(producer)
+        if (row[1], row[2]) in refused:
+            refused.discard((row[1], row[2]))
+            raise KafkaTimeoutError("buffer full")
+        if (row[1], row[2]) in dropped:
+            dropped.discard((row[1], row[2]))
+            return DroppedSend()
+        return send(producer, row, traceparent, tracestate)
+
+    monkeypatch.setattr(relay, "_send", failing_send)
+    try:
+        for _ in range(20):
+            if outbox_size(store) == 0:
+                break
+            relay.publish_batch()
+    finally:
+        relay.close()
+    assert outbox_size(store) == 0 and not dropped and not refused
+    assert len(producers) >= 2, "the producer was replaced after the failure"
+    records = read_topic(bootstrap_servers, topic, expect_at_least=20)
+    # Versions 3 and 4 of the first key went out before its version 2 was known lost; they were sent again after it.
+    assert apply_like_a_consumer(records) == dict.fromkeys(keys, 4)
+    assert {(r.key, r.version) for r in records} == {(key, v) for key in keys for v in range(1, 5)}
