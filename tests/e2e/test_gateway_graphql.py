@@ -173,6 +173,11 @@ def test_a_ward_reader_reaches_nothing_outside_its_ward_and_sees_no_personal_dat
         member(id: $m) { id } node(id: $u) { id } organizationUnit(code: $c) { id } }""",
                  m=theirs, u=ward_y["id"], c=ward_y["code"])
     assert leaked == {"member": None, "node": None, "organizationUnit": None}
+    found = gql(reader, """query($m: ID!, $u: ID!) {
+        member: node(id: $m) { id ... on Member { fullName } }
+        unit: node(id: $u) { id ... on OrganizationUnit { code } } }""", m=mine, u=cell_x["id"])
+    assert found == {"member": {"id": mine, "fullName": "Phạm Thị Xuân"},
+                     "unit": {"id": cell_x["id"], "code": cell_x["code"]}}, "node(id) resolves a member and a unit"
     # A member's history is read beside the member, and answered only for a member in scope.
     assert gql(reader, """query($m: ID!) { member(id: $m) { history { type } } }""", m=theirs) == {"member": None}
     through_fragment = gql(reader, """query($m: ID!) { member(id: $m) { ...Story } }
