@@ -223,6 +223,31 @@ def test_statistics_are_refused_with_a_code_while_their_sums_wait_for_a_recount(
     assert readiness.json()["checks"]["statistics"]["ok"] is True
 
 
+def test_the_gateway_is_ready_only_while_its_projections_hold_every_published_event(system: RunningSystem) -> None:
+    import os
+    import signal
+
+    def readiness() -> httpx.Response:
+        return httpx.get(f"{system.url('gateway')}/readyz", timeout=10)
+
+    admin = clients(system)
+    establish(admin, "city_committee", None, on="1930-02-03")
+    assert _within_seconds(30, readiness, lambda r: r.status_code == 200).status_code == 200
+    projector = system.processes["gateway-projector"].pid
+    os.kill(projector, signal.SIGSTOP)
+    try:
+        created = admin.establish_unit(code=code(), name="Thành ủy", kind="city_committee",
+                                       established_on="1930-02-03")
+        assert created.status_code == 201, created.text
+        behind = _within_seconds(10, readiness, lambda r: r.status_code == 503)
+        assert behind.status_code == 503, behind.text
+        check = behind.json()["checks"]["projections"]
+        assert check["ok"] is False and check["detail"].endswith("records behind"), check
+    finally:
+        os.kill(projector, signal.SIGCONT)
+    assert _within_seconds(30, readiness, lambda r: r.status_code == 200).status_code == 200
+
+
 def _within_seconds(seconds: float, ask: Any, done: Any) -> Any:
     import time
 
