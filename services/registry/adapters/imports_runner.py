@@ -137,11 +137,11 @@ class ImportRunner:
             return True
         with self.pool.connection() as conn:
             scope = self._scope(conn, import_id)
-            if scope is None:
-                return False
-            unit_id = PostgresRegistryViews(conn).unit_id_by_code(scope)
-            return scope == unit_code or (unit_id is not None and
-                                          unit_code in PostgresRegistryViews(conn).ancestor_codes(unit_id))
+            if scope is None or scope == unit_code:
+                return scope is not None
+            views = PostgresRegistryViews(conn)
+            unit_id = views.unit_id_by_code(scope)
+            return unit_id is not None and unit_code in views.ancestor_codes(unit_id)
 
     @staticmethod
     def _scope(conn: Any, import_id: str) -> str | None:
