@@ -68,7 +68,8 @@ def import_throughput(database_url: str, members: int, cells: int) -> tuple[floa
         writer.writerow(HEADER)
         writer.writerows(rows)
         content = out.getvalue().encode()
-        import_id = registry.imports.submit(file_name="bench.csv", content=content, actor="bench")
+        import_id = registry.imports.submit(file_name="bench.csv", content=content, actor="bench", scope_unit_id=None,
+                                            legal_basis=None)
         started = time.perf_counter()
         report = registry.imports.run(import_id)
         elapsed = time.perf_counter() - started

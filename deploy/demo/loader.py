@@ -324,7 +324,8 @@ class DemoLoader:
             import_id = str(found[0])
         else:
             import_id = runner.submit(file_name=f"demo-{self.plan.scale.name}-roll-2015.csv",
-                                      content=roll_csv(rows), actor=ACTOR)
+                                      content=roll_csv(rows), actor=ACTOR, scope_unit_id=None,
+                                      legal_basis=self._context(step).legal_basis)
             with self.registry.pool.connection() as conn:
                 conn.execute(
                     "INSERT INTO demo_steps (scale, seed, step_key, detail) VALUES (%s, %s, %s, %s)"

@@ -223,6 +223,20 @@ def test_statistics_are_refused_with_a_code_while_their_sums_wait_for_a_recount(
     assert readiness.json()["checks"]["statistics"]["ok"] is True
 
 
+def test_a_mutation_forwards_the_legal_basis_its_request_names(system: RunningSystem) -> None:
+    from urllib.parse import quote
+
+    admin = clients(system)
+    unit_code = code()
+    basis = "Quyết định 15-QĐ/TU (2025)"
+    response = admin.gateway.post("/graphql", headers={"X-Legal-Basis": quote(basis)}, json={
+        "query": ESTABLISH, "variables": {"input": {"code": unit_code, "name": "Thành ủy", "kind": "CITY_COMMITTEE",
+                                                    "establishedOn": "1930-02-03"}}})
+    unit_id = response.json()["data"]["establishUnit"]["id"]
+    [established] = admin.registry.get(f"/units/{unit_id}/history").json()
+    assert established["legal_basis"] == basis
+
+
 def test_the_gateway_is_ready_only_while_its_projections_hold_every_published_event(system: RunningSystem) -> None:
     import os
     import signal

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import psycopg
 
 from servicekit.embedded.system import RunningSystem
 
@@ -183,6 +184,14 @@ def test_a_decision_carries_its_legal_basis_the_client_s_or_the_one_in_force_on_
     too_long = admin.post(f"/units/{ids['x']}/rename", json={"name": "Phường X", "effective_on": "2025-09-01"},
                           headers={"X-Legal-Basis": "x" * 501})
     assert (too_long.status_code, too_long.json()["field"]) == (422, "X-Legal-Basis")
-    not_utf8 = admin.post(f"/units/{ids['x']}/rename", json={"name": "Phường X", "effective_on": "2025-09-01"},
-                          headers={"X-Legal-Basis": "%FF%FE"})
-    assert (not_utf8.status_code, not_utf8.json()["field"]) == (422, "X-Legal-Basis")
+    for bad in ("%FF%FE", "%00", "Quy định".encode()):
+        refused = admin.post(f"/units/{ids['x']}/rename", json={"name": "Phường X", "effective_on": "2025-09-01"},
+                             headers={"X-Legal-Basis": bad})
+        assert (refused.status_code, refused.json()["field"]) == (422, "X-Legal-Basis"), bad
+    member = enrol(admin, ids["cell_x"]).json()["id"]
+    rated = admin.post(f"/members/{member}/ratings", json={"year": 2024, "level": "hoan_thanh"})
+    assert rated.status_code == 200, rated.text
+    with psycopg.connect(system.database_url) as conn:
+        stored = conn.execute("SELECT metadata->>'legal_basis' FROM registry.events WHERE stream_id = %s"
+                              " AND event_type = 'AnnualRatingRecorded'", (f"member-{member}",)).fetchone()
+    assert stored == ("Điều lệ Đảng (2011); Quy định 124-QĐ/TW (04/10/2023)",), "the rating rules of its year"

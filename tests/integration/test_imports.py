@@ -8,9 +8,13 @@ import io
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from registry.application.handlers import today as vietnam_today
+from registry.domain.commands import DissolveUnit
+from registry.domain.policy import legal_basis
 from tests.support.registry import RegistryUnderTest, registry_for
 
 HEADER = ["full_name", "gender", "birth_date", "citizen_id", "ethnicity", "religion", "occupation", "cell_code",
@@ -61,11 +65,20 @@ def person(i: int, cell: str, *, citizen: str | None = None, status: str = "offi
             "2006-05-19" if status == "official" else "", card]
 
 
-def run_import(reg: RegistryUnderTest, content: bytes, name: str = "roll.csv", *, scope: str | None = None
-               ) -> dict[str, object]:
+def run_import(reg: RegistryUnderTest, content: bytes, name: str = "roll.csv", *, scope: str | None = None,
+               legal_basis: str | None = None) -> dict[str, object]:
+    """An import submitted by an actor scoped to the unit coded `scope` (None: the whole register)."""
     runner = reg.registry.imports
-    import_id = runner.submit(file_name=name, content=content, actor="test", scope=scope)
+    import_id = runner.submit(file_name=name, content=content, actor="test",
+                              scope_unit_id=unit_id_of(reg, scope) if scope else None, legal_basis=legal_basis)
     return runner.run(import_id).as_json()
+
+
+def unit_id_of(reg: RegistryUnderTest, code: str) -> str:
+    with reg.registry.pool.connection() as conn:
+        row = conn.execute("SELECT unit_id::text FROM unit_view WHERE code = %s", (code,)).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def count_members(reg: RegistryUnderTest) -> int:
@@ -175,14 +188,45 @@ def test_an_import_enrols_members_only_into_the_subtree_it_was_submitted_in(reg:
 def test_an_import_s_report_is_read_over_the_subtree_it_was_submitted_in(reg: RegistryUnderTest) -> None:
     ward, _, outside = two_wards(reg, 1)
     runner = reg.registry.imports
-    import_id = runner.submit(file_name="roll.csv", content=roll([]), actor="test", scope=ward)
+    import_id = runner.submit(file_name="roll.csv", content=roll([]), actor="test",
+                              scope_unit_id=unit_id_of(reg, ward), legal_basis=None)
     city = parent_code(reg, ward)
-    assert runner.visible_to(import_id, ward) and runner.visible_to(import_id, city)
-    assert runner.visible_to(import_id, None)
-    assert not runner.visible_to(import_id, outside), "a cell of another ward"
-    assert not runner.visible_to(import_id, ward.replace("W1", "W2")), "another ward"
-    whole = runner.submit(file_name="roll.csv", content=roll([]), actor="test")
-    assert runner.visible_to(whole, None) and not runner.visible_to(whole, ward)
+    assert runner.visible_to(import_id, unit_code=ward) and runner.visible_to(import_id, unit_code=city)
+    assert runner.visible_to(import_id, unit_code=None)
+    assert not runner.visible_to(import_id, unit_code=outside), "a cell of another ward"
+    assert not runner.visible_to(import_id, unit_code=ward.replace("W1", "W2")), "another ward"
+    whole = runner.submit(file_name="roll.csv", content=roll([]), actor="test", scope_unit_id=None,
+                          legal_basis=None)
+    assert runner.visible_to(whole, unit_code=None) and not runner.visible_to(whole, unit_code=ward)
+
+
+def test_a_cell_dissolved_between_validation_and_writing_stops_the_import_before_its_rows(
+        reg: RegistryUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    [code] = cells(reg, 1)
+    runner = reg.registry.imports
+    validate = runner._validate
+
+    def validate_then_dissolve(*args: Any, **kwargs: Any) -> Any:
+        validated = validate(*args, **kwargs)
+        reg.run(reg.commands.dissolve_unit(DissolveUnit(unit_id=unit_id_of(reg, code), successor_id=None,
+                                                        effective_on=dt.date(2024, 1, 1), decision_ref="QĐ 9")))
+        return validated
+
+    monkeypatch.setattr(runner, "_validate", validate_then_dissolve)
+    report = run_import(reg, roll([person(1, code)]))
+    assert (report["status"], [(e["row"], e["field"], e["code"]) for e in report["errors"]]) == (  # type: ignore[attr-defined]
+        "rejected", [(2, "cell_code", "unit-holds-no-members")])
+    assert count_members(reg) == 0, "nobody enrolled into a dissolved cell"
+
+
+def test_an_import_s_members_carry_its_legal_basis_or_the_table_s(reg: RegistryUnderTest) -> None:
+    [code] = cells(reg, 1)
+    run_import(reg, roll([person(1, code)]), legal_basis="Công văn 19370-CV/BTCTW")
+    run_import(reg, roll([person(2, code)]))
+    with reg.registry.pool.connection() as conn:
+        bases = [r[0] for r in conn.execute(
+            "SELECT metadata->>'legal_basis' FROM events WHERE event_type = 'MemberEnrolled' ORDER BY position")]
+    assert bases == ["Công văn 19370-CV/BTCTW", legal_basis(vietnam_today())]
 
 
 def parent_code(reg: RegistryUnderTest, ward_code: str) -> str:

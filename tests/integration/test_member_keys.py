@@ -95,17 +95,20 @@ def test_a_card_number_is_held_by_one_member_and_never_given_twice(reg: Registry
 def test_card_numbers_are_refused_cleanly_once_the_six_digits_are_used_up(
         reg: RegistryUnderTest, database_url: str, schema: str) -> None:
     cell = reg.unit("grassroots_cell", reg.unit("city_committee"))
-    probationary = reg.member(cell, status="probationary", admitted_on=dt.date(2010, 5, 19))
+    last, probationary = (reg.member(cell, status="probationary", admitted_on=dt.date(2010, 5, 19))
+                          for _ in range(2))
     official = reg.member(cell)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT setval(%s::regclass, 999999)", (sql.Identifier(schema, "card_numbers").as_string(conn),))
+        conn.execute("SELECT setval(%s::regclass, 999998)", (sql.Identifier(schema, "card_numbers").as_string(conn),))
 
+    refused_with("card-range-exhausted", None, lambda: reg.run(reg.commands.exchange_cards(
+        "x1", [official, last], reason="exchange_2025", issued_on=dt.date(2025, 9, 2))))
+    assert reg.member_state(official).card_number is None, "two numbers wanted, one left: none is drawn"
+    reg.run(reg.commands.recognize(last, official_on=dt.date(2011, 5, 19), decision_ref="QĐ 1"))
+    assert reg.member_state(last).card_number == "01999999", "the last number is still given"
     refused_with("card-range-exhausted", None, lambda: reg.run(reg.commands.recognize(
         probationary, official_on=dt.date(2011, 5, 19), decision_ref="QĐ 1")))
     assert reg.member_state(probationary).status == "probationary"
-    refused_with("card-range-exhausted", None, lambda: reg.run(reg.commands.exchange_cards(
-        "x1", [official], reason="exchange_2025", issued_on=dt.date(2025, 9, 2))))
-    assert reg.member_state(official).card_number is None
 
 
 def test_a_member_moves_into_and_is_hosted_by_an_active_cell_only(reg: RegistryUnderTest) -> None:

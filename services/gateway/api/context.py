@@ -28,13 +28,15 @@ class Loaders:
 
 class GatewayContext(BaseContext):
     def __init__(self, *, actor: Actor | None, read_models: ReadModels, registry: Any, authorization: str | None,
-                 change_feed: Any = None) -> None:
+                 change_feed: Any = None, legal_basis: str | None = None) -> None:
         super().__init__()
         self.actor = actor
         self.scope = Scope(actor.unit_code if actor else None)
         self.read_models = read_models
         self.registry = registry
         self.authorization = authorization
+        self.legal_basis = legal_basis
+        """The request's X-Legal-Basis, forwarded with its mutations as the registry reads it."""
         self.change_feed = change_feed
         self.loaders = Loaders(unit=DataLoader(load_fn=read_models.units_by_ids),
                                member=DataLoader(load_fn=self._members_with_their_units))
@@ -93,4 +95,5 @@ class GraphQLEndpoint(GraphQL[GatewayContext, None]):
             context.verifier = self.verifier
             return context
         return GatewayContext(actor=request.scope.get("state", {}).get("actor"), read_models=self.read_models,
-                              registry=self.registry, authorization=authorization, change_feed=self.change_feed)
+                              registry=self.registry, authorization=authorization, change_feed=self.change_feed,
+                              legal_basis=request.headers.get("x-legal-basis"))

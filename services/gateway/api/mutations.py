@@ -95,10 +95,17 @@ async def wait_for(info: Info[GatewayContext, None], token: str) -> bool:
     return False
 
 
+def forwarded_headers(info: Info[GatewayContext, None]) -> dict[str, str]:
+    """The caller's token, and the legal basis it named, for the registry."""
+    headers = {"Authorization": info.context.authorization or ""}
+    if info.context.legal_basis:
+        headers["X-Legal-Basis"] = info.context.legal_basis
+    return headers
+
+
 async def forward(info: Info[GatewayContext, None], path: str, body: dict[str, Any], wait: bool) -> CommandResult:
     response = await info.context.registry.post(
-        path, json={k: v for k, v in body.items() if v is not None},
-        headers={"Authorization": info.context.authorization or ""})
+        path, json={k: v for k, v in body.items() if v is not None}, headers=forwarded_headers(info))
     if response.status_code >= 400:
         try:
             problem = response.json()
@@ -215,8 +222,7 @@ class Mutation:
         except (binascii.Error, ValueError):
             raise BadUserInput("contentBase64 is not base64", field="contentBase64") from None
         response = await info.context.registry.post(
-            "/imports", files={"file": (file_name, content)},
-            headers={"Authorization": info.context.authorization or ""})
+            "/imports", files={"file": (file_name, content)}, headers=forwarded_headers(info))
         if response.status_code >= 400:
             raise CommandRefused(response.json(), response.status_code)
         answer = response.json()

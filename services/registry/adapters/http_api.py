@@ -53,10 +53,10 @@ class CommandAccepted(BaseModel):
     ]})
 
 
-REPLAYED: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted,
+REPLAYED_ANSWER: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted,
                                                    "description": "A repeated Idempotency-Key: the first answer again,"
                                                                   " nothing appended"}}
-ESTABLISHED: dict[int | str, dict[str, Any]] = {201: {"model": CommandAccepted,
+NEW_TARGET_ANSWER: dict[int | str, dict[str, Any]] = {201: {"model": CommandAccepted,
                                                       "description": "A new target unit was established"}}
 
 
@@ -287,23 +287,25 @@ class RatingRequest(BaseModel):
     level: Literal[RATING_LEVELS]  # type: ignore[valid-type]
 
 
-DECISION_DATES = ("effective_on", "established_on", "decided_on", "died_on", "official_on", "readmitted_on",
-                  "awarded_on", "issued_on", "admitted_on")
-"""The fields a command's body may date its decision by, in the order they are looked for."""
+DECISION_DATES = ("effective_on", "established_on", "decided_on", "died_on", "readmitted_on", "awarded_on",
+                  "issued_on", "member_since", "official_on")
+"""The fields a command's body may date its decision by, in the order they are looked for: an existing member's
+enrolment is dated by when they count in the cell (or their recognition), not by their admission long ago."""
 MAX_LEGAL_BASIS = 500
+LEGAL_BASIS_HEADER = "X-Legal-Basis"
 
 
-def decision_basis(request: Request, body: BaseModel | None, today: dt.date) -> str:
-    """The client's `X-Legal-Basis` (UTF-8, percent-encoded: a header carries ASCII only), or the policy table's
-    basis for the date the decision takes effect (a rating: the end of its year; a body naming no date: today)."""
-    try:
-        given = urllib.parse.unquote(request.headers.get("x-legal-basis") or "", errors="strict").strip()
-    except UnicodeDecodeError:
-        raise ProblemError(422, "invalid-input", "X-Legal-Basis is UTF-8 text, percent-encoded",
-                           field="X-Legal-Basis") from None
-    if len(given) > MAX_LEGAL_BASIS:
-        raise ProblemError(422, "invalid-input", f"X-Legal-Basis is at most {MAX_LEGAL_BASIS} characters",
-                           field="X-Legal-Basis")
+def legal_basis_header(basis: Annotated[str | None, Header(
+        alias=LEGAL_BASIS_HEADER, max_length=3 * MAX_LEGAL_BASIS,
+        description="What the decision stands on, UTF-8 and percent-encoded (at most 500 characters). Without it,"
+                    " the policy table's basis in force on the date the decision takes effect")] = None) -> None:
+    """Declares the header in OpenAPI; `decision_basis` reads it."""
+
+
+def decision_basis(request: Request, body: BaseModel | None, today: dt.date) -> str | None:
+    """The client's legal basis, or the policy table's for the date the decision takes effect (a rating: the end of
+    its year; a body naming no date: today)."""
+    given = client_basis(request)
     if given:
         return given
     values = dict(body) if body is not None else {}
@@ -313,7 +315,22 @@ def decision_basis(request: Request, body: BaseModel | None, today: dt.date) -> 
     return policy.legal_basis(day, rating=rating)
 
 
-def command_context(request: Request, actor: Actor, idempotency_key: str | None, *, legal_basis: str | None = None
+def client_basis(request: Request) -> str | None:
+    """The legal basis the client named in X-Legal-Basis, if any."""
+    raw = request.headers.get(LEGAL_BASIS_HEADER.lower()) or ""
+    try:
+        # Headers are ASCII on the wire (Starlette reads them as latin-1): raw UTF-8 would be stored garbled.
+        given = urllib.parse.unquote(raw.encode("ascii").decode(), errors="strict").strip()
+    except UnicodeError:
+        raise ProblemError(422, "invalid-input", "X-Legal-Basis is UTF-8 text, percent-encoded",
+                           field=LEGAL_BASIS_HEADER) from None
+    if len(given) > MAX_LEGAL_BASIS or not given.isprintable():
+        raise ProblemError(422, "invalid-input", f"X-Legal-Basis is printable text of at most {MAX_LEGAL_BASIS}"
+                           " characters", field=LEGAL_BASIS_HEADER)
+    return given or None
+
+
+def command_context(request: Request, actor: Actor, idempotency_key: str | None, *, legal_basis: str | None
                     ) -> CommandContext:
     traceparent, tracestate = current_trace_headers()
     correlation = request.headers.get("x-correlation-id")
@@ -393,6 +410,7 @@ class ImportStatus(BaseModel):
 def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Callable[[str], str | None],
                  imports: Any = None) -> APIRouter:
     router = APIRouter()
+    decided = [Depends(legal_basis_header)]
 
     def run(request: Request, actor: Actor, key: str | None, handler: Handler, body: BaseModel | None,
             status: int, location: Callable[[CommandResult], str]) -> JSONResponse:
@@ -415,7 +433,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
         return found
 
     @router.post("/units", status_code=201, response_model=CommandAccepted, tags=["units"],
-                 summary="Establish an organization unit", responses={**REPLAYED, **COMMAND_PROBLEMS})
+                 summary="Establish an organization unit", responses={**REPLAYED_ANSWER, **COMMAND_PROBLEMS},
+                 dependencies=decided)
     def establish_unit(body: EstablishUnitRequest, request: Request, actor: CurrentActor,
                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -433,7 +452,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                    201, unit_location)
 
     @router.post("/units/reattach", response_model=CommandAccepted, tags=["units"],
-                 summary="Re-parent one or many units in one decision", responses=COMMAND_PROBLEMS)
+                 summary="Re-parent one or many units in one decision", responses=COMMAND_PROBLEMS,
+                 dependencies=decided)
     def reattach(body: ReattachRequest, request: Request, actor: CurrentActor,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -444,7 +464,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
 
     @router.post("/units/merge", response_model=CommandAccepted, tags=["units"],
                  summary="Merge units into one; their sub-units and members follow",
-                 responses={**ESTABLISHED, **COMMAND_PROBLEMS})
+                 responses={**NEW_TARGET_ANSWER, **COMMAND_PROBLEMS}, dependencies=decided)
     def merge(body: MergeRequest, request: Request, actor: CurrentActor,
               idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -460,7 +480,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                    201 if spec else 200, unit_location)
 
     @router.post("/units/{unit_id}/rename", response_model=CommandAccepted, tags=["units"],
-                 summary="Rename a unit", responses=COMMAND_PROBLEMS)
+                 summary="Rename a unit", responses=COMMAND_PROBLEMS, dependencies=decided)
     def rename(unit_id: uuid.UUID, body: RenameRequest, request: Request, actor: CurrentActor,
                idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> JSONResponse:
         actor.require("committee")
@@ -470,7 +490,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
         return run(request, actor, idempotency_key, handler, body, 200, unit_location)
 
     @router.post("/units/{unit_id}/split", response_model=CommandAccepted, tags=["units"],
-                 summary="Split a unit; every sub-unit and member is assigned to a part", responses=COMMAND_PROBLEMS)
+                 summary="Split a unit; every sub-unit and member is assigned to a part", responses=COMMAND_PROBLEMS,
+                 dependencies=decided)
     def split(unit_id: uuid.UUID, body: SplitRequest, request: Request, actor: CurrentActor,
               idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -483,7 +504,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                    200, unit_location)
 
     @router.post("/units/{unit_id}/dissolve", response_model=CommandAccepted, tags=["units"],
-                 summary="Dissolve a unit (a successor takes what remains)", responses=COMMAND_PROBLEMS)
+                 summary="Dissolve a unit (a successor takes what remains)", responses=COMMAND_PROBLEMS,
+                 dependencies=decided)
     def dissolve(unit_id: uuid.UUID, body: DissolveRequest, request: Request, actor: CurrentActor,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("committee")
@@ -493,7 +515,8 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
                    200, unit_location)
 
     @router.post("/members", status_code=201, response_model=CommandAccepted, tags=["members"],
-                 summary="Enrol one existing member", responses={**REPLAYED, **COMMAND_PROBLEMS})
+                 summary="Enrol one existing member", responses={**REPLAYED_ANSWER, **COMMAND_PROBLEMS},
+                 dependencies=decided)
     def enrol(body: EnrolRequest, request: Request, actor: CurrentActor,
               idempotency_key: IdempotencyKey = None) -> JSONResponse:
         actor.require("clerk")
@@ -517,17 +540,21 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
             return run(request, actor, idempotency_key, handler, body, 200, member_location)
 
         endpoint.__annotations__["body"] = model
-        router.add_api_route(f"/members/{{member_id}}/{path}", endpoint, methods=["POST"],
+        router.add_api_route(f"/members/{{member_id}}/{path}", endpoint, methods=["POST"], dependencies=decided,
                              response_model=CommandAccepted, tags=["members"], summary=summary,
                              responses=COMMAND_PROBLEMS, name=f"member_{path.replace('/', '_')}")
 
     if imports is not None:
         @router.post("/imports", status_code=202, response_model=ImportAccepted, tags=["imports"],
                      summary="Import an existing roll (CSV or XLSX, English or Vietnamese headings)",
-                     responses=problem_responses(401, 403, 413, 422))
-        def start_import(file: Annotated[UploadFile, File(description="CSV (UTF-8) or XLSX")],
+                     responses=problem_responses(401, 403, 413, 422), dependencies=decided)
+        def start_import(file: Annotated[UploadFile, File(description="CSV (UTF-8) or XLSX")], request: Request,
                          actor: CurrentActor) -> JSONResponse:
             actor.require("clerk")
+            scope = None if actor.unit_code is None else resolve_code(actor.unit_code)
+            if actor.unit_code is not None and scope is None:
+                raise ProblemError(403, "outside-scope", f"no active unit has the code {actor.unit_code!r}")
+            basis = client_basis(request)
             content = file.file.read(MAX_IMPORT_BYTES + 1)
             if len(content) > MAX_IMPORT_BYTES:
                 raise ProblemError(413, "file-too-large", f"an import file is at most {MAX_IMPORT_BYTES} bytes",
@@ -535,7 +562,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
             if not content:
                 raise ProblemError(422, "file-empty", "the file is empty", field="file")
             import_id = imports.submit(file_name=file.filename or "roll", content=content, actor=actor.label(),
-                                       scope=actor.unit_code)
+                                       scope_unit_id=scope, legal_basis=basis)
             imports.start_in_background(import_id)
             return JSONResponse({"import_id": import_id, "status": "queued"}, status_code=202,
                                 headers={"Location": f"/imports/{import_id}"})
@@ -548,7 +575,7 @@ def build_router(bus: CommandBus, commands: RegistryCommands, resolve_code: Call
             report = imports.report(str(import_id))
             if report is None:
                 raise ProblemError(404, "import-not-found", f"no import {import_id}")
-            if not imports.visible_to(str(import_id), actor.unit_code):
+            if not imports.visible_to(str(import_id), unit_code=actor.unit_code):
                 raise ProblemError(403, "outside-scope", f"import {import_id} was submitted outside your subtree")
             return dict(report.as_json())
 

@@ -71,8 +71,9 @@ class WorkerJob:
     first_row: int
     cells: dict[str, Any]
     card_code: str
-    outside: frozenset[str] = frozenset()
+    outside: frozenset[str]
     """Codes of the cells outside the import's subtree."""
+    legal_basis: str | None
 
 
 class ImportRunner:
@@ -87,18 +88,20 @@ class ImportRunner:
         self.worker_entry = worker_entry
         self.job_settings = job_settings or {}
 
-    def submit(self, *, file_name: str, content: bytes, actor: str, scope: str | None = None) -> str:
-        """Store the file and queue the import; returns its id. `scope`: the code of the subtree whose cells its rows
-        may enrol members into (the submitting actor's), None for the whole register."""
+    def submit(self, *, file_name: str, content: bytes, actor: str, scope_unit_id: str | None,
+               legal_basis: str | None) -> str:
+        """Store the file and queue the import; returns its id. `scope_unit_id`: the unit whose subtree's cells its
+        rows may enrol members into (the submitting actor's), None for the whole register; `legal_basis`: what its
+        writes stand on, None for the policy table's basis of the day they are written."""
         import_id = str(uuid.uuid4())
         self.files_dir.mkdir(parents=True, exist_ok=True)
         suffix = ".xlsx" if content.startswith(b"PK\x03\x04") else ".csv"
         (self.files_dir / f"{import_id}{suffix}").write_bytes(content)
         with self.pool.connection() as conn:
             conn.execute(
-                "INSERT INTO imports (import_id, file_name, file_sha256, status, actor, scope)"
-                " VALUES (%s, %s, %s, 'queued', %s, %s)",
-                (import_id, file_name[:300], hashlib.sha256(content).hexdigest(), actor, scope))
+                "INSERT INTO imports (import_id, file_name, file_sha256, status, actor, scope_unit_id, legal_basis)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s, %s)",
+                (import_id, file_name[:300], hashlib.sha256(content).hexdigest(), actor, scope_unit_id, legal_basis))
         return import_id
 
     def start_in_background(self, import_id: str) -> threading.Thread:
@@ -130,23 +133,24 @@ class ImportRunner:
             return None
         return ImportReport(import_id, row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
-    def visible_to(self, import_id: str, unit_code: str | None) -> bool:
-        """Whether an actor scoped to `unit_code` (None: the whole register) may read the import's report: the
-        import was submitted in that subtree."""
+    def visible_to(self, import_id: str, *, unit_code: str | None) -> bool:
+        """Whether an actor scoped to the unit coded `unit_code` (None: the whole register) may read the import's
+        report: the import was submitted in that unit's subtree."""
         if unit_code is None:
             return True
         with self.pool.connection() as conn:
-            scope = self._scope(conn, import_id)
-            if scope is None or scope == unit_code:
-                return scope is not None
+            scope, _ = self._settings_of(conn, import_id)
             views = PostgresRegistryViews(conn)
-            unit_id = views.unit_id_by_code(scope)
-            return unit_id is not None and unit_code in views.ancestor_codes(unit_id)
+            actor_unit = views.unit_id_by_code(unit_code)
+            return scope is not None and actor_unit is not None and (
+                scope == actor_unit or actor_unit in views.ancestors(scope))
 
     @staticmethod
-    def _scope(conn: Any, import_id: str) -> str | None:
-        row = conn.execute("SELECT scope FROM imports WHERE import_id = %s", (import_id,)).fetchone()
-        return None if row is None else row[0]
+    def _settings_of(conn: Any, import_id: str) -> tuple[str | None, str | None]:
+        """The import's scope (a unit id, None: the whole register) and legal basis."""
+        row = conn.execute("SELECT scope_unit_id::text, legal_basis FROM imports WHERE import_id = %s",
+                           (import_id,)).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
 
     def run(self, import_id: str, *, progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
         """Run (or resume) an import; a second runner of the same import waits its turn on a lock."""
@@ -162,13 +166,16 @@ class ImportRunner:
 
     def _run_locked(self, import_id: str, progress: Callable[[str, int, int], None] | None) -> ImportReport:
         actor = self._update(import_id, status="running")
+        with self.pool.connection() as conn:
+            scope, basis = self._settings_of(conn, import_id)
         try:
             path = self.file_of(import_id)
             if self.workers > 1 and self.worker_entry is not None:
                 rows = list(read_rows(path))
                 if len(rows) - 1 >= PARALLEL_FROM_ROWS:
-                    return self._run_parallel(import_id, actor, rows, progress)
-            validated = self._validate(import_id, path, lambda done: progress and progress("validating", done, 0))
+                    return self._run_parallel(import_id, actor, rows, progress, scope=scope, legal_basis=basis)
+            validated = self._validate(path, lambda done: progress and progress("validating", done, 0),
+                                       scope=scope)
         except (UnreadableFile, FileNotFoundError, UnicodeDecodeError) as exc:
             self._finish(import_id, "rejected", errors=[RowError(1, "file", "file-unreadable", str(exc))])
             return self._report_or_fail(import_id)
@@ -184,7 +191,8 @@ class ImportRunner:
             chunk = rows[start:start + CHUNK]
             try:
                 result = self.bus.execute(
-                    CommandContext(actor=actor, correlation_id=uuid.UUID(import_id), legal_basis=legal_basis(today())),
+                    CommandContext(actor=actor, correlation_id=uuid.UUID(import_id),
+                                   legal_basis=basis or legal_basis(today())),
                     self.commands.import_chunk(import_id, chunk))
             except DomainError as exc:
                 return self._stopped_while_writing(import_id, chunk[0].row, exc, written, skipped)
@@ -197,7 +205,8 @@ class ImportRunner:
         return self._report_or_fail(import_id)
 
     def _run_parallel(self, import_id: str, actor: str, rows: list[Any],
-                      progress: Callable[[str, int, int], None] | None) -> ImportReport:
+                      progress: Callable[[str, int, int], None] | None, *, scope: str | None,
+                      legal_basis: str | None) -> ImportReport:
         """Validate and write slices of a large file in worker processes; still nothing is written unless every
         row of every slice is valid (the workers wait for the go after validating)."""
         import multiprocessing
@@ -211,7 +220,7 @@ class ImportRunner:
         codes = sorted({str(r[code_column]).strip() for r in body if code_column < len(r) and r[code_column]})
         with self.pool.connection() as conn:
             cells = cell_states(conn, codes)
-            in_scope = scope_check(conn, self._scope(conn, import_id))
+            in_scope = scope_check(conn, scope)
             outside = frozenset(code for code, cell in cells.items() if not in_scope(cell))
         size = -(-len(body) // self.workers)
         context = multiprocessing.get_context("spawn")
@@ -223,7 +232,7 @@ class ImportRunner:
                 continue
             here, there = context.Pipe()
             job = WorkerJob(import_id=import_id, actor=actor, header=list(header), first_row=2 + index * size,
-                            cells=cells, outside=outside, **self.job_settings)
+                            cells=cells, outside=outside, legal_basis=legal_basis, **self.job_settings)
             process = context.Process(target=self.worker_entry, args=(there, job), daemon=True)
             process.start()
             workers.append((process, here))
@@ -307,7 +316,7 @@ class ImportRunner:
         self._finish(import_id, "rejected", errors=[error], written=written, skipped=skipped)
         return self._report_or_fail(import_id)
 
-    def _validate(self, import_id: str, path: Path, progress: Callable[[int], Any]) -> Any:
+    def _validate(self, path: Path, progress: Callable[[int], Any], *, scope: str | None) -> Any:
         with self.pool.connection() as conn:
             tx = PostgresTransaction(conn, topic="", channel="")
 
@@ -319,7 +328,7 @@ class ImportRunner:
                 card_holders=lambda values: tx.holders(scope=CARD_NUMBER_SCOPE, values=values),
                 citizen_holders=lambda values: tx.holders(scope=CITIZEN_ID_SCOPE, values=values),
                 today=today(), progress=progress, card_code=self.commands.card_code,
-                in_scope=scope_check(conn, self._scope(conn, import_id)))
+                in_scope=scope_check(conn, scope))
 
     def _update(self, import_id: str, **fields: Any) -> str:
         assignments = ", ".join(f"{k} = %s" for k in fields)
@@ -354,11 +363,11 @@ def _validation_report(message: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def scope_check(conn: Any, scope: str | None) -> Callable[[units.Unit], bool]:
-    """Whether a cell lies in the subtree of the unit coded `scope` (every cell does when it is None)."""
+    """Whether a cell lies in the subtree of the unit `scope` (every cell does when it is None)."""
     if scope is None:
         return lambda cell: True
     views = PostgresRegistryViews(conn)
-    return lambda cell: scope in views.ancestor_codes(cell.unit_id)
+    return lambda cell: cell.unit_id == scope or scope in views.ancestors(cell.unit_id)
 
 
 def cell_states(conn: Any, codes: Sequence[str]) -> dict[str, units.Unit]:
@@ -403,7 +412,7 @@ def run_worker_slice(pipe: Any, job: WorkerJob, bus: CommandBus, commands: Regis
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
         result = bus.execute(CommandContext(actor=job.actor, correlation_id=uuid.UUID(job.import_id),
-                                            legal_basis=legal_basis(today())),
+                                            legal_basis=job.legal_basis or legal_basis(today())),
                              commands.import_chunk(job.import_id, chunk))
         written += int(result.details["written"])
         skipped += int(result.details["skipped"])
@@ -435,7 +444,8 @@ class ProgressBar:
 
 
 def import_from_command_line(runner: ImportRunner, path: Path, *, actor: str) -> int:
-    import_id = runner.submit(file_name=path.name, content=path.read_bytes(), actor=actor)
+    import_id = runner.submit(file_name=path.name, content=path.read_bytes(), actor=actor, scope_unit_id=None,
+                              legal_basis=None)
     report = runner.run(import_id, progress=ProgressBar())
     sys.stderr.write("\n")
     print(json.dumps({**report.as_json(), "errors": report.errors[:50]}, ensure_ascii=False, indent=2))

@@ -35,9 +35,13 @@ CREATE INDEX IF NOT EXISTS member_view_in_unit ON member_view (unit_id) WHERE st
 
 -- Card numbers: the register's provincial code (01 for Hanoi) and six digits handed out in order, never reused.
 -- No MAXVALUE: a sequence at its end fails the whole transaction, and a command must be refused cleanly instead
--- (next_card_numbers checks the six digits).
+-- (next_card_numbers checks the six digits). Altered only where an older definition had one: an ALTER locks.
 CREATE SEQUENCE IF NOT EXISTS card_numbers MINVALUE 1 NO CYCLE;
-ALTER SEQUENCE card_numbers NO MAXVALUE;
+DO $$ BEGIN
+    IF (SELECT seqmax FROM pg_sequence WHERE seqrelid = 'card_numbers'::regclass) < 9223372036854775807 THEN
+        ALTER SEQUENCE card_numbers NO MAXVALUE;
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS imports (
     import_id uuid PRIMARY KEY,
@@ -54,9 +58,15 @@ CREATE TABLE IF NOT EXISTS imports (
     created_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz
 );
--- The code of the subtree the import was submitted in (its actor's scope; NULL: the whole register). Its rows may
--- enrol members only into cells of that subtree, and only actors over it read its report.
-ALTER TABLE imports ADD COLUMN IF NOT EXISTS scope text;
+-- The unit whose subtree the import was submitted in (its actor's scope; NULL: the whole register): its rows may
+-- enrol members only into cells of that subtree, and only actors over it read its report. And what its writes
+-- stand on (NULL: the policy table's basis of the day they are written). Added only where missing: an ALTER locks.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'imports' AND column_name = 'scope_unit_id') THEN
+        ALTER TABLE imports ADD COLUMN scope_unit_id uuid, ADD COLUMN legal_basis text;
+    END IF;
+END $$;
 """
 
 _STATUS_AFTER = {
@@ -104,11 +114,20 @@ class PostgresRegistryViews:
         return number
 
     def next_card_numbers(self, count: int, card_code: str) -> list[str]:
+        # Looked at before drawing, so that a refused batch does not use up the numbers left (a sequence is not
+        # rolled back); drawn numbers are checked again for a batch that drew beside this one.
+        last, called = self._conn.execute("SELECT last_value, is_called FROM card_numbers").fetchone() or (0, False)
+        if int(last) + (1 if called else 0) + count - 1 > CARD_SERIALS:
+            raise self._exhausted(card_code)
         rows = self._conn.execute("SELECT nextval('card_numbers') FROM generate_series(1, %s)", (count,)).fetchall()
         if rows and max(int(r[0]) for r in rows) > CARD_SERIALS:
-            raise DomainError(f"the register's card numbers ({card_code}000001 to {card_code}{CARD_SERIALS}) are all"
-                              " allocated", code="card-range-exhausted")
+            raise self._exhausted(card_code)
         return [f"{card_code}{int(r[0]):06d}" for r in rows]
+
+    @staticmethod
+    def _exhausted(card_code: str) -> DomainError:
+        return DomainError(f"the register's card numbers ({card_code}000001 to {card_code}{CARD_SERIALS}) are all"
+                           " allocated", code="card-range-exhausted")
 
     def unit_id_by_code(self, code: str) -> str | None:
         row = self._conn.execute(

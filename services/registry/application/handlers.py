@@ -263,6 +263,13 @@ class RegistryCommands:
         so re-importing a file (or resuming an interrupted import) writes nothing twice."""
 
         def handle(uow: UnitOfWork) -> Outcome:
+            # The rows were checked against their cells when the file was validated; a cell merged or dissolved
+            # since then would strand them, so the cells are checked again under the hierarchy's lock.
+            uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
+            cell_ids = list(dict.fromkeys(r.command.unit_id for r in rows))
+            for cell_id, loaded in zip(cell_ids, uow.load_many(UNIT, cell_ids), strict=True):
+                members.require_active_cell(loaded.state, f"cell {loaded.state.code or cell_id} is no longer active",
+                                            field="cell_code")
             claimed = uow.tx.claim_unique_many(
                 scope=CITIZEN_ID_SCOPE, claims=[(r.command.citizen_id, r.command.member_id) for r in rows])
             fresh = [r for r in rows if r.command.citizen_id in claimed]
@@ -285,6 +292,7 @@ class RegistryCommands:
         load writes nothing twice; any other refusal names the member at fault and writes nothing."""
 
         def handle(uow: UnitOfWork) -> Outcome:
+            uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
             claimed = uow.tx.claim_unique_many(
                 scope=CITIZEN_ID_SCOPE, claims=[(c.citizen_id, c.member_id) for c in commands])
             fresh = [c for c in commands if c.citizen_id in claimed]
@@ -359,6 +367,7 @@ class RegistryCommands:
 
     def enrol_member(self, command: EnrolMember, scope: Scope = Scope(None)) -> Handler:
         def handle(uow: UnitOfWork) -> Outcome:
+            uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
             views = self.views_for(uow)
             authorize(views, scope, command.unit_id)
             current, unit = uow.load(MEMBER, command.member_id), uow.load(UNIT, command.unit_id)
@@ -444,6 +453,7 @@ class RegistryCommands:
     def readmit(self, member_id: str, *, readmitted_on: dt.date, unit_id: str, decision_ref: str,
                 scope: Scope = Scope(None)) -> Handler:
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
+            uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
             authorize(self.views_for(uow), scope, unit_id)
             unit = uow.load(UNIT, unit_id).state
             return members.readmit(member, readmitted_on=readmitted_on, unit=unit, decision_ref=decision_ref,
@@ -454,6 +464,7 @@ class RegistryCommands:
     def transfer_member(self, member_id: str, *, to_unit_id: str, effective_on: dt.date, transfer_id: str | None,
                         reason: str = "transfer") -> Handler:
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
+            uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
             members.require_active_cell(uow.load(UNIT, to_unit_id).state, "a member moves into an active cell",
                                         field="to_unit_id")
             return members.move(member, to_unit_id=to_unit_id, reason=reason, effective_on=effective_on,
@@ -466,6 +477,7 @@ class RegistryCommands:
         """A temporary host cell from `effective_on` (None: the temporary transfer ended)."""
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
             if host_unit_id is not None:
+                uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
                 members.require_active_cell(uow.load(UNIT, host_unit_id).state,
                                             "a member is hosted by an active cell", field="to_unit_id")
             return members.host_temporarily(member, host_unit_id=host_unit_id, effective_on=effective_on,

@@ -159,7 +159,7 @@ def validate_rows(rows: Iterable[Sequence[Any]], *, cell_for_code: Callable[[Seq
                       [Sequence[str]], dict[str, str]],
                   today: dt.date, progress: Callable[[int], None] | None = None,
                   card_code: str = CARD_PROVINCE_CODE,
-                  in_scope: Callable[[Unit], bool] | None = None) -> Validated:
+                  in_scope: Callable[[Unit], bool] | None) -> Validated:
     """Every row checked before anything is written; each error names the row (1 = the header), field and code.
     `in_scope`: whether the submitting actor may enrol members into a cell (asked once per cell); None: anywhere."""
     iterator = iter(rows)

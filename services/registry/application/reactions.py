@@ -66,8 +66,9 @@ def transferred_out(commands: RegistryCommands, fact: transfers_v1.MemberTransfe
         member, effective_on=fact.effective_on, transfer_id=fact.transfer_id, destination=fact.destination))
 
 
-FACT_DATES = ("decision_date", "official_on", "decided_on", "received_on", "ended_on", "effective_on")
-"""The fields a foreign fact dates its decision by, in the order they are looked for."""
+FACT_DATES = ("decision_date", "received_on", "decided_on", "ended_on", "effective_on", "official_on")
+"""The fields a foreign fact dates its decision by, in the order they are looked for: an incoming transfer is dated
+by its receipt, not by the member's recognition years before."""
 
 
 def taking_effect(fact: Any, otherwise: dt.date) -> dt.date:

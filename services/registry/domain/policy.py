@@ -1,5 +1,4 @@
-"""Rule parameters of the registry, in one table: which unit kind may sit under which, the members' ages and
-periods, card numbers, and the legal bases decisions stand on."""
+"""The registry's rule parameters: unit kinds and parents, members' ages and periods, cards, legal bases."""
 
 from __future__ import annotations
 
@@ -79,8 +78,9 @@ PROFILE_FIELDS = frozenset({
 # Legal bases ----------------------------------------------------------------------------------------------
 # What a decision stands on when its client names nothing (ARCHITECTURE.md §10), chosen by the date the decision
 # takes effect, so that a backdated fact carries the rules of its time (reference/domain-research.md §0). Each
-# instrument is in force from the first date until the next one's.
-CHARTER = "Điều lệ Đảng (2011)"
+# instrument is in force from its date until the next one's. The table starts with the Charter of 2011: an
+# earlier decision gets no basis rather than a wrong one.
+CHARTER = (dt.date(2011, 1, 19), "Điều lệ Đảng (2011)")
 IMPLEMENTING_RULES = (
     (dt.date(2016, 7, 25), "Quy định 29-QĐ/TW (25/07/2016)"),
     (dt.date(2021, 7, 30), "Quy định 24-QĐ/TW (30/07/2021)"),
@@ -98,9 +98,12 @@ RATING_RULES = (
 RATING_GUIDANCE = ((dt.date(2025, 10, 31), "Hướng dẫn 43-HD/BTCTW (31/10/2025)"),)
 
 
-def legal_basis(on: dt.date, *, rating: bool = False) -> str:
+def legal_basis(on: dt.date, *, rating: bool = False) -> str | None:
     """The Charter and the implementing rules and guidance in force on `on` (for an annual rating, the rating
-    rules instead): e.g. "Điều lệ Đảng (2011); Quy định 294-QĐ/TW (26/05/2025); Hướng dẫn 06-HD/TW (09/06/2025)"."""
+    rules instead): e.g. "Điều lệ Đảng (2011); Quy định 294-QĐ/TW (26/05/2025); Hướng dẫn 06-HD/TW (09/06/2025)".
+    None before the Charter of 2011, which the table does not reach back past."""
+    if on < CHARTER[0]:
+        return None
     tables = (RATING_RULES, RATING_GUIDANCE) if rating else (IMPLEMENTING_RULES, IMPLEMENTING_GUIDANCE)
     in_force = [next((text for since, text in reversed(table) if since <= on), None) for table in tables]
-    return "; ".join([CHARTER, *(text for text in in_force if text)])
+    return "; ".join([CHARTER[1], *(text for text in in_force if text)])
