@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from registry.application.handlers import HIERARCHY_LOCK
 from registry.domain.commands import DissolveUnit, EnrolMember
 from registry.domain.errors import Conflict, DomainError
 from tests.support.registry import RegistryUnderTest, registry_for
@@ -133,3 +135,22 @@ def test_a_member_moves_into_and_is_hosted_by_an_active_cell_only(reg: RegistryU
     reg.run(reg.commands.host_member(member, host_unit_id=None, effective_on=dt.date(2024, 9, 1), until=None,
                                      transfer_id="t-1"))
     assert reg.member_state(member).host_unit_id is None
+
+
+def test_a_member_is_placed_only_while_no_restructuring_of_the_hierarchy_runs(reg: RegistryUnderTest,
+                                                                             database_url: str) -> None:
+    cell = reg.unit("grassroots_cell", reg.unit("city_committee"))
+    placed = threading.Event()
+
+    def enrol() -> None:
+        reg.member(cell)
+        placed.set()
+
+    with psycopg.connect(database_url) as restructuring:
+        # What a merge, split or dissolution holds until it commits: a member placed beside it could be stranded.
+        restructuring.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (HIERARCHY_LOCK,))
+        enrolling = threading.Thread(target=enrol)
+        enrolling.start()
+        assert not placed.wait(0.5), "the enrolment waits for the restructuring"
+    assert placed.wait(10), "and goes ahead once it has committed"
+    enrolling.join()
