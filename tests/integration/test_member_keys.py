@@ -154,3 +154,29 @@ def test_a_member_is_placed_only_while_no_restructuring_of_the_hierarchy_runs(re
         assert not placed.wait(0.5), "the enrolment waits for the restructuring"
     assert placed.wait(10), "and goes ahead once it has committed"
     enrolling.join()
+
+
+def test_two_enrolments_racing_for_one_citizen_id_leave_one_member(reg: RegistryUnderTest) -> None:
+    cell = reg.unit("grassroots_cell", reg.unit("city_committee"))
+    for _ in range(5):
+        held = citizen_id()
+        start = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def enrol(held: str = held, start: threading.Barrier = start, outcomes: list[str] = outcomes) -> None:
+            start.wait()
+            try:
+                reg.run(reg.commands.enrol_member(enrolment(cell, citizen_id=held)))
+                outcomes.append("enrolled")
+            except Conflict as refused:
+                outcomes.append(refused.code)
+
+        racers = [threading.Thread(target=enrol) for _ in range(2)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert sorted(outcomes) == ["citizen-id-taken", "enrolled"]
+        with reg.registry.pool.connection() as conn:
+            holders = conn.execute("SELECT count(*) FROM member_view WHERE citizen_id = %s", (held,)).fetchone()
+        assert holders == (1,)
