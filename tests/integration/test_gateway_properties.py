@@ -367,6 +367,51 @@ def test_a_count_side_by_side_that_fails_leaves_the_sums_pending_and_takes_its_t
         reg.close()
 
 
+def test_a_count_side_by_side_in_many_parts_is_the_count_of_one_connection_and_leaves_no_part_behind(
+        database_url: str, tmp_path: Path) -> None:
+    """Summed a part of the roots at a time (one per member here, so that some parts are empty and every root is in
+    a part with others or alone), the running sums are those one connection counts at once."""
+    suffix = uuid.uuid4().hex[:10]
+    reg = registry_for(database_url, f"r_{suffix}", f"t.{suffix}", tmp_path)
+    schema = f"p_{suffix}"
+    try:
+        build_history(reg, [("enrol", 1, dt.date(2019, 3, 1), dt.date(1965, 5, 5)), ("move", 0, 2, dt.date(2018, 1, 1)),
+                            ("reattach", 2, 1, dt.date(2020, 7, 1)), ("enrol", 4, dt.date(2021, 3, 1),
+                                                                      dt.date(1955, 5, 5)),
+                            ("merge", 3, 4, dt.date(2022, 5, 1)), ("die", 1, dt.date(2023, 2, 3))])
+        migrate(database_url, schema=schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+        stored = [e for _, e in reg.registry.store.read_all(after=Checkpoint(), limit=100_000)]
+        parts_seen: list[int] = []
+
+        def beside() -> Any:
+            beside_conn = connect(database_url, schema=schema)
+            parts_seen.append(beside_conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass('statistics_recount')"
+            ).fetchone()[0])  # type: ignore[index]
+            return beside_conn
+
+        with connect(database_url, schema=schema) as conn:
+            dispatch = batch_dispatcher(PROJECTIONS)
+            dispatch(conn, [consumed(e) for e in stored])
+            conn.commit()
+            members = conn.execute("SELECT count(*) FROM members").fetchone()[0]  # type: ignore[index]
+            assert members > 4, "enough members for several parts"
+            figures.recount_sums(conn, beside=beside, members_per_part=1)
+            conn.commit()
+            assert max(parts_seen) >= members, "the changes were summed in as many parts as members, or one more"
+            in_parts = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+            assert in_parts, "the history has figures"
+            figures.recount_sums(conn)
+            alone = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+            assert in_parts == alone, "in parts, the count is what one connection alone counts"
+            conn.rollback()
+            left = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE"
+                                " 'statistics_recount%%'", (schema,)).fetchall()
+            assert left == [], "no part is left behind"
+    finally:
+        reg.close()
+
+
 def test_near_the_end_a_batch_leaves_the_count_to_the_pause_and_the_next_batch_makes_it_if_records_keep_coming(
         database_url: str, tmp_path: Path) -> None:
     suffix = uuid.uuid4().hex[:10]

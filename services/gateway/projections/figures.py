@@ -251,16 +251,18 @@ DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_deferre
 # The live projector far behind (gateway.projections.CatchingUp) leaves only the running sums alone: the ancestry
 # also serves the member lists, and stays current.
 SUMS_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_sums_deferred", default=False)
-# The recount's tables of its own: the sums it makes to take the running sums' place, and the changes that each
-# of its connections side by side expands (see `recount_sums`).
+# The recount's tables of its own: the sums it makes to take the running sums' place, and the changes that its
+# connections side by side expand, in parts by root (see `_count_side_by_side`).
 _NEXT = "statistics_deltas_next"
 _SHARES = 2
-_SHARE_CHANGES = tuple(f"statistics_recount_{share}" for share in range(_SHARES))
+_CHANGES = "statistics_recount"
 # What `recount` writes, analysed on its connection (gateway.projections.count_deferred) and by no other.
-RECOUNTED_TABLES = ("unit_ancestry", "statistics_deltas", "statistics_boundary", "statistics_pending", _NEXT,
-                    *_SHARE_CHANGES)
+RECOUNTED_TABLES = ("unit_ancestry", "statistics_deltas", "statistics_boundary", "statistics_pending", _NEXT)
 # Members counted per statement by `recount`: their changes are expanded, summed and merged in memory.
 RECOUNT_MEMBERS = 20_000
+# Members whose changes one part of a side-by-side count sums at a time. Summed at once, the whole country's changes
+# spilled their sorts to temporary files faster than this machine's disk could hold them (bench/RESULTS.md).
+RECOUNT_PART_MEMBERS = 200_000
 
 # A reorganization's changes are hundreds of thousands of rows: summed in memory, not in spilled batches.
 _WORK_MEM = "64MB"
@@ -380,45 +382,54 @@ def _swap_in_the_next_sums(conn: psycopg.Connection) -> None:
 Connect = Callable[[], psycopg.Connection]
 """Opens a connection to the projections' schema, outside any transaction."""
 
-_EXPAND_INTO_SHARE = tuple(_EXPAND.replace("INSERT INTO figures_changes", f"INSERT INTO {table}", 1)
-                           for table in _SHARE_CHANGES)
-# Each connection sums the roots of its share (by a byte of their id: random in a UUID) from every share's
-# changes; the boundary is the one the recount chose, passed in, since its own transaction sets it.
-_SUMS_OF_A_SHARE = _SUMS_INTO.format(
-    table=_NEXT, boundary="(SELECT %(boundary)s::date AS boundary)",
-    changes="(" + " UNION ALL ".join(f"SELECT * FROM {table}" for table in _SHARE_CHANGES) + ") AS c"
-            f" WHERE mod(get_byte(uuid_send(root_id), 15), {_SHARES}) = %(share)s")
+_EXPAND_INTO_CHANGES = _EXPAND.replace("INSERT INTO figures_changes", f"INSERT INTO {_CHANGES}", 1)
+# A part's sums; the boundary is the one the recount chose, passed in, since its own transaction sets it.
+_SUMS_OF_A_PART = _SUMS_INTO.format(table=_NEXT, boundary="(SELECT %(boundary)s::date AS boundary)", changes="{part}")
+
+
+def _parts(members: int, members_per_part: int) -> int:
+    """How many parts the changes of `members` members are summed in: a multiple of the connections side by side."""
+    return _SHARES * max(1, -(-members // (_SHARES * members_per_part)))
 
 
 def _count_side_by_side(conn: psycopg.Connection, beside: Connect, units: list[str], members: list[str],
-                        members_at_once: int) -> None:
-    """The running sums counted on two connections from `beside`: each expands half the members into a table of
-    its own, then each sums half the roots from both tables into the new sums, which `conn` keys and swaps in.
-    They read what is committed: `conn` must have written nothing that the count reads."""
+                        members_at_once: int, members_per_part: int) -> None:
+    """The running sums counted on two connections from `beside`: each expands half the members into the changes,
+    a table in parts by a hash of the root; then each sums every other part into the new sums, emptying the part
+    as it goes, and `conn` keys the new sums and swaps them in. A root's changes are all in one part, so the parts'
+    sums are the sums. The temporary files of a part's sorts, and the disk the changes hold, stay a part's worth
+    (at `national`, ~28 million events, one statement per half spilled 8.5 GB and growing). They read what is
+    committed: `conn` must have written nothing that the count reads."""
     boundary = conn.execute(f"SELECT {_CURRENT_YEAR}").fetchone()[0]  # type: ignore[index]
+    parts = [f"{_CHANGES}_{part}" for part in range(_parts(len(members), members_per_part))]
     with beside() as setup:
-        for table in _SHARE_CHANGES:
-            setup.execute(f"DROP TABLE IF EXISTS {table}")
-            setup.execute(f"CREATE UNLOGGED TABLE {table} (root_id uuid, day date, dimension text COLLATE \"C\","
-                          " value text COLLATE \"C\", delta integer)")
+        setup.execute(f"DROP TABLE IF EXISTS {_CHANGES}")
+        setup.execute(f"CREATE TABLE {_CHANGES} (root_id uuid, day date, dimension text COLLATE \"C\","
+                      " value text COLLATE \"C\", delta integer) PARTITION BY HASH (root_id)")
+        for remainder, part in enumerate(parts):
+            setup.execute(f"CREATE UNLOGGED TABLE {part} PARTITION OF {_CHANGES}"
+                          f" FOR VALUES WITH (MODULUS {len(parts)}, REMAINDER {remainder})")
         _make_the_next_sums(setup)
         setup.commit()
 
     def expand_a_share(share: int) -> None:
         with beside() as helper:
             prepare_session(helper)
-            into = _EXPAND_INTO_SHARE[share]
             if share == 0 and units:
-                expand(helper, collect_versions(helper, units, 1), into=into)
+                expand(helper, collect_versions(helper, units, 1), into=_EXPAND_INTO_CHANGES)
             mine = members[share::_SHARES]
             for start in range(0, len(mine), members_at_once):
-                expand(helper, collect_members(helper, mine[start:start + members_at_once], 1), into=into)
-            helper.execute(f"ANALYZE {_SHARE_CHANGES[share]}")
+                expand(helper, collect_members(helper, mine[start:start + members_at_once], 1),
+                       into=_EXPAND_INTO_CHANGES)
 
     def sum_a_share(share: int) -> None:
         with beside() as helper:
-            helper.execute(f"SET LOCAL work_mem = '{_RECOUNT_WORK_MEM}'")
-            helper.execute(_SUMS_OF_A_SHARE, {"boundary": boundary, "share": share})
+            for part in parts[share::_SHARES]:
+                helper.execute(f"ANALYZE {part}")
+                helper.execute(f"SET LOCAL work_mem = '{_RECOUNT_WORK_MEM}'")
+                helper.execute(_SUMS_OF_A_PART.format(part=part), {"boundary": boundary})
+                helper.execute(f"TRUNCATE {part}")
+                helper.commit()
 
     try:
         with ThreadPoolExecutor(max_workers=_SHARES, thread_name_prefix="recount") as pool:
@@ -427,7 +438,7 @@ def _count_side_by_side(conn: psycopg.Connection, beside: Connect, units: list[s
     finally:
         # Dropped whatever becomes of `conn`'s transaction: at `hanoi` they hold millions of rows.
         with beside() as cleanup:
-            cleanup.execute(f"DROP TABLE IF EXISTS {', '.join(_SHARE_CHANGES)}")
+            cleanup.execute(f"DROP TABLE IF EXISTS {_CHANGES}")
     conn.execute("UPDATE statistics_boundary SET boundary = %s", (boundary,))
     _swap_in_the_next_sums(conn)
 
@@ -548,8 +559,8 @@ def with_descendants(conn: psycopg.Connection, unit_ids: list[str]) -> list[str]
     return found
 
 
-def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS, beside: Connect | None = None
-            ) -> None:
+def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS, beside: Connect | None = None,
+            members_per_part: int = RECOUNT_PART_MEMBERS) -> None:
     """The ancestry and the running sums counted afresh from the current rows, as a rebuild does once it has
     applied the history with DEFERRED set: the tables the incremental upkeep leaves, in a few statements. The
     schema is the rebuild's own until the swap (see `settle`). With `beside` (see `recount_sums`), the ancestry
@@ -564,11 +575,12 @@ def recount(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS,
         empty_work_tables(conn, "figures_ancestry")
     if beside is not None:
         conn.commit()
-    recount_sums(conn, members_at_once=members_at_once, units=units, beside=beside)
+    recount_sums(conn, members_at_once=members_at_once, units=units, beside=beside, members_per_part=members_per_part)
 
 
 def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEMBERS,
-                 units: list[str] | None = None, beside: Connect | None = None) -> None:
+                 units: list[str] | None = None, beside: Connect | None = None,
+                 members_per_part: int = RECOUNT_PART_MEMBERS) -> None:
     """The running sums counted afresh from the current rows through the current ancestry (after SUMS_DEFERRED or
     DEFERRED), and the statistics no longer pending. `units`: every unit with versions, when the caller has them.
 
@@ -580,7 +592,7 @@ def recount_sums(conn: psycopg.Connection, *, members_at_once: int = RECOUNT_MEM
         units = [r[0] for r in conn.execute("SELECT DISTINCT unit_id::text FROM unit_versions").fetchall()]
     members = [r[0] for r in conn.execute("SELECT member_id::text FROM members ORDER BY member_id").fetchall()]
     if beside is not None:
-        _count_side_by_side(conn, beside, units, members, members_at_once)
+        _count_side_by_side(conn, beside, units, members, members_at_once, members_per_part)
     else:
         changes = expand(conn, collect_versions(conn, units, 1)) if units else 0
         for start in range(0, len(members), members_at_once):
