@@ -215,7 +215,7 @@ def test_a_cell_dissolved_between_validation_and_writing_stops_the_import_before
     monkeypatch.setattr(runner, "_validate", validate_then_dissolve)
     report = run_import(reg, roll([person(1, code)]))
     assert (report["status"], [(e["row"], e["field"], e["code"]) for e in report["errors"]]) == (  # type: ignore[attr-defined]
-        "rejected", [(2, "cell_code", "unit-holds-no-members")])
+        "rejected", [(2, "cell_code", "unit-not-active")])
     assert count_members(reg) == 0, "nobody enrolled into a dissolved cell"
 
 

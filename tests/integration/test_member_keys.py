@@ -122,10 +122,12 @@ def test_a_member_moves_into_and_is_hosted_by_an_active_cell_only(reg: RegistryU
     member = reg.member(home)
     on = dt.date(2024, 3, 1)
 
-    for place in (ward, empty, str(uuid.uuid4())):
-        refused_with("unit-holds-no-members", "to_unit_id", lambda place=place: reg.run(
+    # The codes an enrolment answers for the same cells.
+    for place, code in ((ward, "unit-holds-no-members"), (empty, "unit-not-active"),
+                        (str(uuid.uuid4()), "unit-not-found")):
+        refused_with(code, "to_unit_id", lambda place=place: reg.run(
             reg.commands.transfer_member(member, to_unit_id=place, effective_on=on, transfer_id=None)))
-        refused_with("unit-holds-no-members", "to_unit_id", lambda place=place: reg.run(
+        refused_with(code, "to_unit_id", lambda place=place: reg.run(
             reg.commands.host_member(member, host_unit_id=place, effective_on=on, until=None, transfer_id=None)))
     state = reg.member_state(member)
     assert (state.unit_id, state.host_unit_id) == (home, None)

@@ -910,13 +910,15 @@ def test_a_member_who_resigned_is_not_readmitted() -> None:
     assert refused.value.code == "readmission-excluded"
 
 
-@pytest.mark.parametrize("unit", [None, units.INITIAL, replace(OTHER_CELL, status="dissolved"),
-                                  replace(OTHER_CELL, kind="commune_committee"),
-                                  replace(OTHER_CELL, kind="grassroots_committee")])
-def test_readmission_is_into_an_active_cell(unit: units.Unit | None) -> None:
+@pytest.mark.parametrize(("unit", "code"), [
+    (None, "unit-not-found"), (units.INITIAL, "unit-not-found"),
+    (replace(OTHER_CELL, status="dissolved"), "unit-not-active"),
+    (replace(OTHER_CELL, kind="commune_committee"), "unit-holds-no-members"),
+    (replace(OTHER_CELL, kind="grassroots_committee"), "unit-holds-no-members")])
+def test_readmission_is_into_an_active_cell(unit: units.Unit | None, code: str) -> None:
     with pytest.raises(DomainError) as refused:
         readmit(LEFT, unit=unit)
-    assert refused.value.code == "unit-holds-no-members"
+    assert (refused.value.code, refused.value.field) == (code, "unit_id")
 
 
 def test_readmission_needs_its_decision_and_a_past_date() -> None:

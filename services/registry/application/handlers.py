@@ -267,9 +267,8 @@ class RegistryCommands:
             # since then would strand them, so the cells are checked again under the hierarchy's lock.
             uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
             cell_ids = list(dict.fromkeys(r.command.unit_id for r in rows))
-            for cell_id, loaded in zip(cell_ids, uow.load_many(UNIT, cell_ids), strict=True):
-                members.require_active_cell(loaded.state, f"cell {loaded.state.code or cell_id} is no longer active",
-                                            field="cell_code")
+            for loaded in uow.load_many(UNIT, cell_ids):
+                members.require_active_cell(loaded.state, field="cell_code")
             claimed = uow.tx.claim_unique_many(
                 scope=CITIZEN_ID_SCOPE, claims=[(r.command.citizen_id, r.command.member_id) for r in rows])
             fresh = [r for r in rows if r.command.citizen_id in claimed]
@@ -465,8 +464,7 @@ class RegistryCommands:
                         reason: str = "transfer") -> Handler:
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
             uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
-            members.require_active_cell(uow.load(UNIT, to_unit_id).state, "a member moves into an active cell",
-                                        field="to_unit_id")
+            members.require_active_cell(uow.load(UNIT, to_unit_id).state, field="to_unit_id")
             return members.move(member, to_unit_id=to_unit_id, reason=reason, effective_on=effective_on,
                                 transfer_id=transfer_id)
 
@@ -478,8 +476,7 @@ class RegistryCommands:
         def decide(member: members.Member, uow: UnitOfWork) -> list[Any]:
             if host_unit_id is not None:
                 uow.tx.serialize(HIERARCHY_LOCK, exclusive=False)
-                members.require_active_cell(uow.load(UNIT, host_unit_id).state,
-                                            "a member is hosted by an active cell", field="to_unit_id")
+                members.require_active_cell(uow.load(UNIT, host_unit_id).state, field="to_unit_id")
             return members.host_temporarily(member, host_unit_id=host_unit_id, effective_on=effective_on,
                                             until=until, transfer_id=transfer_id)
 

@@ -133,13 +133,7 @@ def enrol(command: EnrolMember, *, current: Member, unit: Unit | None, today: dt
     validate_citizen_id(command.citizen_id)
     _not_future(command.birth_date, today, "birth_date")
     _not_future(command.admitted_on, today, "admitted_on")
-    if unit is None or not unit.exists:
-        raise NotFound("the cell does not exist", code="unit-not-found", field="unit_id")
-    if not unit.active:
-        raise Conflict(f"unit {unit.code} is no longer active", code="unit-not-active", field="unit_id")
-    if unit.kind not in MEMBER_HOLDING_KINDS:
-        raise DomainError(f"only cells hold members, not a {unit.kind}", code="unit-holds-no-members",
-                          field="unit_id")
+    require_active_cell(unit, field="unit_id")
     if command.admitted_on < add_years(command.birth_date, MIN_ADMISSION_AGE):
         raise DomainError(f"a member is admitted at {MIN_ADMISSION_AGE} or older", code="admitted-under-age",
                           field="admitted_on")
@@ -428,7 +422,7 @@ def readmit(member: Member, *, readmitted_on: dt.date, unit: Unit | None, decisi
     if readmitted_on < add_months(member.left_on, READMISSION_MIN_MONTHS):
         raise DomainError(f"re-admission comes {READMISSION_MIN_MONTHS} months after leaving at the earliest",
                           code="readmission-too-early", field="readmitted_on")
-    cell = require_active_cell(unit, "re-admission is into an active cell", field="unit_id")
+    cell = require_active_cell(unit, field="unit_id")
     if not decision_ref.strip():
         raise DomainError("re-admission needs its decision", code="decision-missing", field="decision_ref")
     return [contract.MemberReadmitted(member_id=member.member_id, readmitted_on=readmitted_on, unit_id=cell.unit_id,
@@ -436,10 +430,15 @@ def readmit(member: Member, *, readmitted_on: dt.date, unit: Unit | None, decisi
                                       probation_ends_on=add_months(readmitted_on, PROBATION_MONTHS))]
 
 
-def require_active_cell(unit: Unit | None, message: str, *, field: str) -> Unit:
-    """Members belong to (and are hosted by) active cells and grassroots cells only."""
-    if unit is None or not unit.active or unit.kind not in MEMBER_HOLDING_KINDS:
-        raise DomainError(message, code="unit-holds-no-members", field=field)
+def require_active_cell(unit: Unit | None, *, field: str) -> Unit:
+    """Members belong to (and are hosted by) active cells and grassroots cells only. Every command that places a
+    member answers the same codes: enrolment, a move, a temporary host, a re-admission, an import's row."""
+    if unit is None or not unit.exists:
+        raise NotFound("the cell does not exist", code="unit-not-found", field=field)
+    if not unit.active:
+        raise Conflict(f"unit {unit.code} is no longer active", code="unit-not-active", field=field)
+    if unit.kind not in MEMBER_HOLDING_KINDS:
+        raise DomainError(f"only cells hold members, not a {unit.kind}", code="unit-holds-no-members", field=field)
     return unit
 
 
