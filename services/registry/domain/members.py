@@ -133,7 +133,7 @@ def enrol(command: EnrolMember, *, current: Member, unit: Unit | None, today: dt
     validate_citizen_id(command.citizen_id)
     _not_future(command.birth_date, today, "birth_date")
     _not_future(command.admitted_on, today, "admitted_on")
-    require_active_cell(unit, field="unit_id")
+    unit = require_active_cell(unit, field="unit_id")
     if command.admitted_on < add_years(command.birth_date, MIN_ADMISSION_AGE):
         raise DomainError(f"a member is admitted at {MIN_ADMISSION_AGE} or older", code="admitted-under-age",
                           field="admitted_on")
