@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.envelope import Envelope
-from gateway.projections import PROJECTIONS, CatchingUp, figures
+from gateway.projections import PROJECTIONS, CatchingUp, count_deferred, figures
 from gateway.projections import members as member_projection
 from gateway.projections.base import batch_dispatcher, dispatcher
 from gateway.projections.figures import AGGREGATED_KINDS, move_boundary
@@ -408,6 +409,66 @@ def test_a_count_side_by_side_in_many_parts_is_the_count_of_one_connection_and_l
             left = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE"
                                 " 'statistics_recount%%'", (schema,)).fetchall()
             assert left == [], "no part is left behind"
+    finally:
+        reg.close()
+
+
+def test_a_rebuild_s_count_is_not_held_up_by_the_analysis_beside_it(database_url: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild counts the per-unit counts and analyses the other tables on a connection beside the running sums'
+    count, which commits after it. Were the count's parts among the tables it analyses, their locks would be held
+    until then, and the count would wait on them for ever (at `national`, where the per-unit counts take longer than
+    the expansion, it did). Here the analysis starts once the parts exist, and a lock that waits fails the test."""
+    suffix = uuid.uuid4().hex[:10]
+    reg = registry_for(database_url, f"r_{suffix}", f"t.{suffix}", tmp_path)
+    schema = f"a_{suffix}"
+    try:
+        build_history(reg, [("enrol", 1, dt.date(2019, 3, 1), dt.date(1965, 5, 5)), ("move", 0, 2, dt.date(2018, 1, 1)),
+                            ("reattach", 2, 1, dt.date(2020, 7, 1))])
+        migrate(database_url, schema=schema, ddl=[CONSUMER_SCHEMA_DDL, *(p.ddl for p in PROJECTIONS)])
+        stored = [e for _, e in reg.registry.store.read_all(after=Checkpoint(), limit=100_000)]
+        count_units = member_projection.recount_unit_counts
+
+        def count_units_once_the_parts_exist(conn: Any) -> None:
+            count_units(conn)
+            with connect(database_url, schema=schema) as probe:
+                for _ in range(600):
+                    if probe.execute("SELECT count(*) FROM pg_inherits"
+                                     " WHERE inhparent = to_regclass('statistics_recount')").fetchone() != (0,):
+                        return
+                    probe.rollback()
+                    time.sleep(0.05)
+            raise AssertionError("the count made no parts")
+
+        monkeypatch.setattr(member_projection, "recount_unit_counts", count_units_once_the_parts_exist)
+        collect = figures.collect_members
+
+        def collect_slowly(*args: Any, **kwargs: Any) -> int:
+            # The parts stay while the analysis beside lists its tables, as at `national`; this small count would
+            # otherwise be over and its parts gone before that.
+            time.sleep(1)
+            return collect(*args, **kwargs)
+
+        monkeypatch.setattr(figures, "collect_members", collect_slowly)
+
+        def beside() -> Any:
+            beside_conn = connect(database_url, schema=schema)
+            beside_conn.execute("SET lock_timeout = '10s'")
+            beside_conn.commit()
+            return beside_conn
+
+        with connect(database_url, schema=schema) as sums, connect(database_url, schema=schema) as counts:
+            token = figures.DEFERRED.set(True)
+            try:
+                batch_dispatcher(PROJECTIONS)(sums, [consumed(e) for e in stored])
+            finally:
+                figures.DEFERRED.reset(token)
+            sums.commit()
+            count_deferred(sums, counts, beside=beside)
+            sums.commit()
+            counts.commit()
+            assert not figures.sums_pending(sums)
+            assert sums.execute("SELECT count(*) FROM statistics_deltas").fetchone() != (0,), "the sums are counted"
     finally:
         reg.close()
 

@@ -256,8 +256,15 @@ SUMS_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("figures_su
 _NEXT = "statistics_deltas_next"
 _SHARES = 2
 _CHANGES = "statistics_recount"
-# What `recount` writes, analysed on its connection (gateway.projections.count_deferred) and by no other.
-RECOUNTED_TABLES = ("unit_ancestry", "statistics_deltas", "statistics_boundary", "statistics_pending", _NEXT)
+_RECOUNTED_TABLES = frozenset({"unit_ancestry", "statistics_deltas", "statistics_boundary", "statistics_pending",
+                               _NEXT, _CHANGES})
+
+
+def recounted(table: str) -> bool:
+    """Whether `recount` writes the table: analysed on its connection (gateway.projections.count_deferred) and by no
+    other. Another connection's ANALYZE of the changes' parts holds their lock until its transaction ends, which
+    in a rebuild is after the count: the count would wait for it for ever."""
+    return table in _RECOUNTED_TABLES or table.startswith(f"{_CHANGES}_")
 # Members counted per statement by `recount`: their changes are expanded, summed and merged in memory.
 RECOUNT_MEMBERS = 20_000
 # Members whose changes one part of a side-by-side count sums at a time. Summed at once, the whole country's changes
