@@ -42,6 +42,14 @@ SELECT member_id FROM members WHERE unit_id IN (SELECT unit_id FROM tree) AND st
  ORDER BY search_name, member_id
 """
 
+# The same on a past day: where each member counted then, with the status then.
+EXPECTED_AS_OF = EXPECTED.replace(
+    "SELECT member_id FROM members WHERE unit_id IN (SELECT unit_id FROM tree) AND status = ANY(%(statuses)s)",
+    "SELECT m.member_id FROM member_intervals i JOIN members m ON m.member_id = i.member_id"
+    " WHERE i.valid_from <= %(day)s AND %(day)s < i.valid_to AND i.unit_id IN (SELECT unit_id FROM tree)"
+    " AND i.status = ANY(%(statuses)s)")
+assert EXPECTED_AS_OF != EXPECTED
+
 
 @pytest.fixture
 def projected(database_url: str, tmp_path: Path) -> Any:
@@ -79,30 +87,33 @@ async def _check(database_url: str, schema: str, units: dict[str, str]) -> None:
         checked = 0
         for name, unit in units.items():
             for statuses in (["official"], ["probationary"], ["official", "probationary"], ["left", "deceased"]):
-                for search in (None, "vu van"):
+                for search, day in ((None, None), ("vu van", None), ("vu van", dt.date(2020, 6, 1)),
+                                    ("khong ai", None)):
+                    if day is not None and statuses == ["left", "deceased"]:
+                        continue  # a past day counts the members who were active then
                     async with pool.connection() as conn:
-                        cur = await conn.execute(EXPECTED, {"root": unit, "day": vietnam_today(),
-                                                            "statuses": statuses,
-                                                            "search": f"%{search or ''}%"})
+                        cur = await conn.execute(EXPECTED if day is None else EXPECTED_AS_OF,
+                                                 {"root": unit, "day": day or vietnam_today(), "statuses": statuses,
+                                                  "search": f"%{search or ''}%"})
                         expected = [str(r[0]) for r in await cur.fetchall()]
                     for dense in (True, False):
                         models._dense = lambda _matches, _members, answer=dense: answer  # type: ignore[assignment]
-                        seen, total = await _walk(models, uuid.UUID(unit), statuses, search)
-                        assert total == len(expected), (name, statuses, search, dense)
-                        assert seen == expected, (name, statuses, search, dense)
+                        seen, total = await _walk(models, uuid.UUID(unit), statuses, search, day)
+                        assert total == len(expected), (name, statuses, search, day, dense)
+                        assert seen == expected, (name, statuses, search, day, dense)
                     checked += bool(expected)
         assert checked >= 10, "the history gives most subtrees members to page through"
     finally:
         await pool.close()
 
 
-async def _walk(models: ReadModels, unit: uuid.UUID, statuses: list[str], search: str | None
-                ) -> tuple[list[str], int]:
+async def _walk(models: ReadModels, unit: uuid.UUID, statuses: list[str], search: str | None,
+                day: dt.date | None = None) -> tuple[list[str], int]:
     seen: list[str] = []
     after = None
     while True:
         page = await models.member_page(scope=Scope(None), unit_id=unit, include_descendants=True,
-                                        statuses=statuses, flags=[], search=search, day=None, order="NAME",
+                                        statuses=statuses, flags=[], search=search, day=day, order="NAME",
                                         first=2, after=after)
         seen += [str(r["member_id"]) for r in page.rows]
         if not page.has_next:
