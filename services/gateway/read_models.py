@@ -330,8 +330,8 @@ class ReadModels:
             params, prepare=False))[0]
         return bool(row["units"] <= self.FEW_UNITS * max(row["register"], 1))
 
-    # At 27 provinces (4.1 million members), Hanoi's root holds 7,736 units of ~150,000: its search took 0.33 s unit by
-    # unit against 1.5 s reading every member. At `hanoi`, where the city is the whole register, every member is
+    # At 27 provinces (4.1 million members), Hanoi's root holds 7,736 units: its search took 0.33 s unit by unit
+    # against 1.5 s reading every member. At `hanoi`, where the city is the whole register, every member is
     # read once (a probe per unit would read them all, scattered).
     FEW_UNITS = 0.25
 
