@@ -331,8 +331,8 @@ class ReadModels:
         return bool(row["units"] <= self.FEW_UNITS * max(row["register"], 1))
 
     # At 27 provinces (4.1 million members), Hanoi's root holds 7,736 units: its search took 0.33 s unit by unit
-    # against 1.5 s reading every member. At `hanoi`, where the city is the whole register, every member is
-    # read once (a probe per unit would read them all, scattered).
+    # against 1.5 s reading every member. At `hanoi`, where the city is the whole register, every member is read
+    # once, as before.
     FEW_UNITS = 0.25
 
     async def _search_page(self, with_clause: str, ctes: list[str], source: str, where: str, column: str, order: str,
@@ -341,7 +341,7 @@ class ReadModels:
         found once. In name order the matches of a family name are not spread but gathered where that name sorts:
         read in name order, the page went through every member whose name sorts before it, across the whole
         register (a search for "nguyen van" at the city root: ~570 ms at `hanoi`, growing with the country at
-        `national`). Counted and paged from the same matches, the names' trigram index is read once."""
+        `national`). Counted and paged from the same matches, the members are read once, not once for each."""
         cursor = ""
         if after:
             key, member_id = decode_cursor(after)
