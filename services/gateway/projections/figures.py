@@ -265,6 +265,8 @@ def recounted(table: str) -> bool:
     other. Another connection's ANALYZE of the changes' parts holds their lock until its transaction ends, which
     in a rebuild is after the count: the count would wait for it for ever."""
     return table in _RECOUNTED_TABLES or table.startswith(f"{_CHANGES}_")
+
+
 # Members counted per statement by `recount`: their changes are expanded, summed and merged in memory.
 RECOUNT_MEMBERS = 20_000
 # Members whose changes one part of a side-by-side count sums at a time. Summed at once, the whole country's changes
