@@ -273,12 +273,7 @@ class ReadModels:
         where = " AND ".join(conditions) or "true"
         with_clause = ("WITH RECURSIVE " + ", ".join(ctes) + " ") if ctes else ""
         if search:
-            # A subtree that holds few of the register's units (a province among many, a ward) is read unit by
-            # unit; otherwise every member is read once (see _search_page).
-            by_unit = (place == "m.unit_id" and unit_filter == "unit_id IN (SELECT unit_id FROM tree)"
-                       and await self._few_of_the_register(with_clause, params))
-            return await self._search_page(with_clause, ctes, source, where, column, order, params, first, after,
-                                           by_unit=by_unit)
+            return await self._search_page(with_clause, ctes, source, where, column, order, params, first, after)
         if unit_filter and scope_roots is None and not (flags or as_of or left):
             # Only a subtree and current statuses: the projection's per-unit counts hold the answer, which a count
             # of the members of a whole city (half a million rows) would take a second to find again.
@@ -322,21 +317,8 @@ class ReadModels:
                     encode_cursor(page[0]["sort_key"], page[0]["member_id"]) if page else None,
                     encode_cursor(page[-1]["sort_key"], page[-1]["member_id"]) if page else None)
 
-    async def _few_of_the_register(self, with_clause: str, params: dict[str, Any]) -> bool:
-        """Whether the subtree `tree` holds at most a FEW_UNITS share of the register's units today."""
-        row = (await self.fetch(
-            f"{with_clause}SELECT count(*) AS units,"
-            " (SELECT reltuples::bigint FROM pg_class WHERE oid = 'units'::regclass) AS register FROM tree",
-            params, prepare=False))[0]
-        return bool(row["units"] <= self.FEW_UNITS * max(row["register"], 1))
-
-    # At 27 provinces (4.1 million members), Hanoi's root holds 7,736 units: its search took 0.33 s unit by unit
-    # against 1.5 s reading every member. At `hanoi`, where the city is the whole register, every member is read
-    # once, as before.
-    FEW_UNITS = 0.25
-
     async def _search_page(self, with_clause: str, ctes: list[str], source: str, where: str, column: str, order: str,
-                           params: dict[str, Any], first: int, after: str | None, *, by_unit: bool = False) -> Page:
+                           params: dict[str, Any], first: int, after: str | None) -> Page:
         """A page of the members whose names match a search, and how many match, in one statement over the matches
         found once. In name order the matches of a family name are not spread but gathered where that name sorts:
         read in name order, the page went through every member whose name sorts before it, across the whole
@@ -348,11 +330,6 @@ class ReadModels:
             cursor = " WHERE (sort_key, member_id) > (%(after_key)s, %(after_id)s::uuid)"
             params.update(after_key=key, after_id=member_id)
         params["limit"] = first + 1
-        if by_unit:
-            # A probe of members_in_unit per unit of the subtree (OFFSET 0 keeps it one).
-            source = ("tree CROSS JOIN LATERAL (SELECT * FROM members m WHERE m.unit_id = tree.unit_id"
-                      f" AND {where} OFFSET 0) m")
-            where = "true"
         query = (f"{with_clause or 'WITH '}{', ' if ctes else ''}matching AS MATERIALIZED ("
                  f"SELECT m.member_id, {column} AS as_of_unit_id, {_SORT_COLUMNS[order]} AS sort_key"
                  f" FROM {source} WHERE {where})"

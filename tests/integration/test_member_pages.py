@@ -97,10 +97,7 @@ async def _check(database_url: str, schema: str, units: dict[str, str]) -> None:
                                                   "search": f"%{search or ''}%"})
                         expected = [str(r[0]) for r in await cur.fetchall()]
                     for dense in (True, False):
-                        # Both ways of reading: a page in name order or sorted after filtering, and a search unit by
-                        # unit or over every member.
                         models._dense = lambda _matches, _members, answer=dense: answer  # type: ignore[assignment]
-                        models._few_of_the_register = _answering(dense)  # type: ignore[method-assign]
                         seen, total = await _walk(models, uuid.UUID(unit), statuses, search, day)
                         assert total == len(expected), (name, statuses, search, day, dense)
                         assert seen == expected, (name, statuses, search, day, dense)
@@ -108,12 +105,6 @@ async def _check(database_url: str, schema: str, units: dict[str, str]) -> None:
         assert checked >= 10, "the history gives most subtrees members to page through"
     finally:
         await pool.close()
-
-
-def _answering(answer: bool) -> Any:
-    async def few_of_the_register(*_: Any) -> bool:
-        return answer
-    return few_of_the_register
 
 
 async def _walk(models: ReadModels, unit: uuid.UUID, statuses: list[str], search: str | None,
