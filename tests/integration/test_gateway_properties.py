@@ -319,6 +319,16 @@ async def _check_reconciliation(database_url: str, schema: str, unit_ids: list[s
         await pool.close()
 
 
+def _assert_one_connection_counts_the_same(conn: Any, how: str) -> None:
+    """The running sums as they stand are what one connection counts afresh (then rolled back)."""
+    counted = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+    assert counted, "the history has figures"
+    figures.recount_sums(conn)
+    alone = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
+    assert counted == alone, f"{how}, the count is what one connection alone counts"
+    conn.rollback()
+
+
 def test_a_count_side_by_side_that_fails_leaves_the_sums_pending_and_takes_its_tables_away(
         database_url: str, tmp_path: Path) -> None:
     """The live projector counts the sums on connections of its own once it has caught up between polls. One of them
@@ -358,12 +368,7 @@ def test_a_count_side_by_side_that_fails_leaves_the_sums_pending_and_takes_its_t
             far_behind.when_caught_up(conn)
             conn.commit()
             assert not figures.sums_pending(conn)
-            side_by_side = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
-            assert side_by_side, "the history has figures"
-            figures.recount_sums(conn)
-            alone = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
-            assert side_by_side == alone, "side by side, the count is what one connection alone counts"
-            conn.rollback()
+            _assert_one_connection_counts_the_same(conn, "side by side")
     finally:
         reg.close()
 
@@ -400,12 +405,7 @@ def test_a_count_side_by_side_in_many_parts_is_the_count_of_one_connection_and_l
             figures.recount_sums(conn, beside=beside, members_per_part=1)
             conn.commit()
             assert max(parts_seen) >= members, "the changes were summed in as many parts as members, or one more"
-            in_parts = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
-            assert in_parts, "the history has figures"
-            figures.recount_sums(conn)
-            alone = conn.execute("SELECT * FROM statistics_deltas ORDER BY 1, 2, 3, 4, 5").fetchall()
-            assert in_parts == alone, "in parts, the count is what one connection alone counts"
-            conn.rollback()
+            _assert_one_connection_counts_the_same(conn, "in parts")
             left = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE"
                                 " 'statistics_recount%%'", (schema,)).fetchall()
             assert left == [], "no part is left behind"
