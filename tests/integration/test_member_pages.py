@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
+import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -96,11 +98,14 @@ async def _check(database_url: str, schema: str, units: dict[str, str]) -> None:
                                                  {"root": unit, "day": day or vietnam_today(), "statuses": statuses,
                                                   "search": f"%{search or ''}%"})
                         expected = [str(r[0]) for r in await cur.fetchall()]
-                    for dense in (True, False):
+                    # Every way of reading: a page in name order or sorted after filtering, and a search unit by
+                    # unit or over every member (a share of the register's units no subtree is above, or every one).
+                    for dense, few in itertools.product((True, False), (math.inf, -1.0)):
                         models._dense = lambda _matches, _members, answer=dense: answer  # type: ignore[assignment]
+                        models.FEW_UNITS = few
                         seen, total = await _walk(models, uuid.UUID(unit), statuses, search, day)
-                        assert total == len(expected), (name, statuses, search, day, dense)
-                        assert seen == expected, (name, statuses, search, day, dense)
+                        assert total == len(expected), (name, statuses, search, day, dense, few)
+                        assert seen == expected, (name, statuses, search, day, dense, few)
                     checked += bool(expected)
         assert checked >= 10, "the history gives most subtrees members to page through"
     finally:
