@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,16 @@ _MEMBERS_ESTIMATE = "(SELECT reltuples::bigint FROM pg_class WHERE oid = 'member
 
 
 _SORT_COLUMNS = {"NAME": "m.search_name", "ADMITTED_ON": "m.admitted_on::text", "BIRTH_DATE": "m.birth_date::text"}
+
+# A search finds its matches either through the names' trigram index or through each unit's members
+# (members_in_unit), and PostgreSQL weighs the two by what a random read costs. Its default (4, a spinning
+# disk's) priced the unit-by-unit reads above reading every match of the register. At `national`, 10 provinces,
+# a search for "nguyen van" at a small province's root read all 1.6 million members' matches (300-360 ms where
+# its own units took 60-120 ms), and a rare name in a ward took 30 ms instead of 2. In a register grown to 5.5
+# million members, the same search at Hanoi's root took 929 ms, and 260 ms priced at 1.1. The register is read
+# from the buffer pool or a solid-state disk, where a random read costs about a sequential one: 1.1 is the value
+# commonly set for such disks.
+SEARCH_PLANNER = {"random_page_cost": "1.1"}
 
 
 def tree_cte(name: str = "tree", roots: str = "roots") -> str:
@@ -109,13 +120,21 @@ class ReadModels:
         self.statements = 0
         self._pending: tuple[float, dt.datetime | None] = (float("-inf"), None)
 
-    async def fetch(self, query: str, params: Any = None, *, prepare: bool | None = None) -> list[dict[str, Any]]:
+    async def fetch(self, query: str, params: Any = None, *, prepare: bool | None = None,
+                    planner: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """`prepare=False` plans the statement for its parameters every time (psycopg prepares a statement
-        after five uses, and PostgreSQL may then settle on one generic plan for every parameter)."""
+        after five uses, and PostgreSQL may then settle on one generic plan for every parameter). `planner` sets
+        planner settings for this statement alone, in a transaction of its own."""
         self.statements += 1
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query, params, prepare=prepare)
-            return await cur.fetchall()
+            if not planner:
+                await cur.execute(query, params, prepare=prepare)
+                return await cur.fetchall()
+            async with conn.transaction():
+                for name, value in planner.items():
+                    await cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+                await cur.execute(query, params, prepare=prepare)
+                return await cur.fetchall()
 
     # Scope -----------------------------------------------------------------------------------------------
 
@@ -258,9 +277,8 @@ class ReadModels:
             params["statuses"] = (active + left) or ["none"]
         # Hosted members are found where they are hosted; everyone else where their official cell is.
         place = "m.host_unit_id" if "hosted" in flags and not as_of else column
-        in_units = f"{place} " + unit_filter.removeprefix("unit_id ") if unit_filter else None
-        if in_units:
-            conditions.append(in_units)
+        if unit_filter:
+            conditions.append(f"{place} " + unit_filter.removeprefix("unit_id "))
         if scope_roots is not None:
             conditions.append(f"({column} IN (SELECT unit_id FROM scope_tree)"
                               f" OR {place} IN (SELECT unit_id FROM scope_tree))")
@@ -274,16 +292,7 @@ class ReadModels:
         where = " AND ".join(conditions) or "true"
         with_clause = ("WITH RECURSIVE " + ", ".join(ctes) + " ") if ctes else ""
         if search:
-            by_unit = None
-            if in_units == f"{column} IN (SELECT unit_id FROM tree)" and await self._few_of_the_register(
-                    with_clause, params):
-                # A subtree that holds few of the register's units (a province among many, a ward) is read unit by
-                # unit, each unit's members through their index; otherwise every member is read once. The probe
-                # leaves out the subtree's own condition, which its unit already meets: kept inside, it was tested
-                # again for each member of each unit (the 3.0 s of the eighteenth session's `--national 10`).
-                by_unit = " AND ".join(c for c in conditions if c != in_units) or "true"
-            return await self._search_page(with_clause, ctes, source, where, column, order, params, first, after,
-                                           by_unit=by_unit)
+            return await self._search_page(with_clause, ctes, source, where, column, order, params, first, after)
         if unit_filter and scope_roots is None and not (flags or as_of or left):
             # Only a subtree and current statuses: the projection's per-unit counts hold the answer, which a count
             # of the members of a whole city (half a million rows) would take a second to find again.
@@ -327,22 +336,8 @@ class ReadModels:
                     encode_cursor(page[0]["sort_key"], page[0]["member_id"]) if page else None,
                     encode_cursor(page[-1]["sort_key"], page[-1]["member_id"]) if page else None)
 
-    async def _few_of_the_register(self, with_clause: str, params: dict[str, Any]) -> bool:
-        """Whether the subtree `tree` holds at most a FEW_UNITS share of the register's units."""
-        row = (await self.fetch(
-            f"{with_clause}SELECT count(*) AS units,"
-            " (SELECT reltuples::bigint FROM pg_class WHERE oid = 'units'::regclass) AS register FROM tree",
-            params, prepare=False))[0]
-        return bool(row["units"] <= self.FEW_UNITS * max(row["register"], 1))
-
-    # At `national`, 27 provinces (4.1 million members), Hanoi's root holds 7,736 units of ~150,000: its search took
-    # 0.33 s unit by unit against 1.5 s over every member. At `hanoi`, where the city is the whole register, every
-    # member is read once (a probe per unit would read them all, scattered).
-    FEW_UNITS = 0.25
-
     async def _search_page(self, with_clause: str, ctes: list[str], source: str, where: str, column: str, order: str,
-                           params: dict[str, Any], first: int, after: str | None, *, by_unit: str | None = None
-                           ) -> Page:
+                           params: dict[str, Any], first: int, after: str | None) -> Page:
         """A page of the members whose names match a search, and how many match, in one statement over the matches
         found once. In name order the matches of a family name are not spread but gathered where that name sorts:
         read in name order, the page went through every member whose name sorts before it, across the whole
@@ -354,23 +349,17 @@ class ReadModels:
             cursor = " WHERE (sort_key, member_id) > (%(after_key)s, %(after_id)s::uuid)"
             params.update(after_key=key, after_id=member_id)
         params["limit"] = first + 1
-        matches = f"SELECT m.member_id, {column} AS as_of_unit_id, {_SORT_COLUMNS[order]} AS sort_key FROM {source}"
-        if by_unit is None:
-            matches += f" WHERE {where}"
-        else:
-            # One probe of the unit's index (members_in_unit, member_intervals_in_unit) per unit of the subtree;
-            # OFFSET 0 keeps each probe whole, where the planner would rather join the subtree to every member.
-            matches = (f"SELECT f.* FROM tree CROSS JOIN LATERAL ({matches} WHERE {column} = tree.unit_id"
-                       f" AND {by_unit} OFFSET 0) f")
-        query = (f"{with_clause or 'WITH '}{', ' if ctes else ''}matching AS MATERIALIZED ({matches})"
+        query = (f"{with_clause or 'WITH '}{', ' if ctes else ''}matching AS MATERIALIZED ("
+                 f"SELECT m.member_id, {column} AS as_of_unit_id, {_SORT_COLUMNS[order]} AS sort_key"
+                 f" FROM {source} WHERE {where})"
                  " SELECT t.matches, p.* FROM (SELECT count(*) AS matches FROM matching) t"
                  f" LEFT JOIN LATERAL (SELECT * FROM matching{cursor} ORDER BY sort_key, member_id LIMIT %(limit)s) p"
                  " ON true")
-        # Planned for its values every time (see the count in member_page).
+        # Planned for its values every time (see the count in member_page), and for tables read from memory.
         rows = await self.fetch(
             f"SELECT q.matches, {MEMBER_COLUMNS}, q.as_of_unit_id, q.sort_key, {CELL_COLUMNS} FROM ({query}) q"
             " LEFT JOIN members m ON m.member_id = q.member_id LEFT JOIN units cu ON cu.id = q.as_of_unit_id"
-            " ORDER BY q.sort_key, q.member_id", params, prepare=False)
+            " ORDER BY q.sort_key, q.member_id", params, prepare=False, planner=SEARCH_PLANNER)
         total = rows[0]["matches"] if rows else 0
         for row in rows:
             del row["matches"]
