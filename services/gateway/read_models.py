@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from psycopg import AsyncClientCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -23,15 +24,16 @@ _MEMBERS_ESTIMATE = "(SELECT reltuples::bigint FROM pg_class WHERE oid = 'member
 
 _SORT_COLUMNS = {"NAME": "m.search_name", "ADMITTED_ON": "m.admitted_on::text", "BIRTH_DATE": "m.birth_date::text"}
 
-# A search finds its matches either through the names' trigram index or through each unit's members
-# (members_in_unit), and PostgreSQL weighs the two by what a random read costs. Its default (4, a spinning
-# disk's) priced the unit-by-unit reads above reading every match of the register. At `national`, 10 provinces,
-# a search for "nguyen van" at a small province's root read all 1.6 million members' matches (300-360 ms where
-# its own units took 60-120 ms), and a rare name in a ward took 30 ms instead of 2. In a register grown to 5.5
-# million members, the same search at Hanoi's root took 929 ms, and 260 ms priced at 1.1. The register is read
-# from the buffer pool or a solid-state disk, where a random read costs about a sequential one: 1.1 is the value
-# commonly set for such disks.
-SEARCH_PLANNER = {"random_page_cost": "1.1"}
+# A members' page finds its rows through a subtree's units (members_in_unit, member_intervals_in_unit) or through
+# the whole table or the names' trigram index, and PostgreSQL weighs them by what a random read costs. Its
+# default (4, a spinning disk's) priced the unit-by-unit reads above reading the whole register. At `national`,
+# 10 provinces: a search for "nguyen van" at a small province's root read all 1.6 million members' matches
+# (300-360 ms, where its own units took 60-120 ms); a ward's members on a past day took 220 ms (18 ms priced at
+# 1.1), and its exempted members at a province's root 496 ms (141). In a register grown to 5.5 million members,
+# the search at Hanoi's root took 929 ms, and 260 priced at 1.1. The register is read from the buffer pool or a
+# solid-state disk, where a random read costs about a sequential one: 1.1 is the value commonly set for such
+# disks.
+MEMBERS_PLANNER = {"random_page_cost": "1.1"}
 
 
 def tree_cte(name: str = "tree", roots: str = "roots") -> str:
@@ -124,17 +126,21 @@ class ReadModels:
                     planner: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """`prepare=False` plans the statement for its parameters every time (psycopg prepares a statement
         after five uses, and PostgreSQL may then settle on one generic plan for every parameter). `planner` sets
-        planner settings for this statement alone, in a transaction of its own."""
+        planner settings (constants of this module) for this statement alone."""
         self.statements += 1
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             if not planner:
                 await cur.execute(query, params, prepare=prepare)
                 return await cur.fetchall()
-            async with conn.transaction():
-                for name, value in planner.items():
-                    await cur.execute("SELECT set_config(%s, %s, true)", (name, value))
-                await cur.execute(query, params, prepare=prepare)
-                return await cur.fetchall()
+            # Sent as one simple query, its parameters bound here: PostgreSQL runs the statements of one query as
+            # one transaction, so the settings hold for this statement alone, in one round trip (a transaction of
+            # its own took three more, 0.33 ms).
+            settings = "".join(f"SET LOCAL {name} = {value}; " for name, value in planner.items())
+            async with AsyncClientCursor(conn, row_factory=dict_row) as client:
+                await client.execute(settings + query, params)
+                while client.description is None and client.nextset():
+                    pass
+                return await client.fetchall()
 
     # Scope -----------------------------------------------------------------------------------------------
 
@@ -301,7 +307,7 @@ class ReadModels:
             counted = (await self.fetch(
                 f"{with_clause}SELECT coalesce(sum(count), 0)::int AS n, {_MEMBERS_ESTIMATE} FROM unit_member_counts"
                 f" WHERE {unit_filter} AND dimension = 'status' AND value = ANY(%(statuses)s)", params,
-                prepare=False))[0]
+                prepare=False, planner=MEMBERS_PLANNER))[0]
         else:
             # Planned for its values every time, as the page below: the generic plan PostgreSQL settles on after
             # five uses guesses a few units under any root and a few names matching any search, and probed the
@@ -309,7 +315,7 @@ class ReadModels:
             # 12 s instead of ~10 ms).
             counted = (await self.fetch(
                 f"{with_clause}SELECT count(*) AS n, {_MEMBERS_ESTIMATE} FROM {source} WHERE {where}", params,
-                prepare=False))[0]
+                prepare=False, planner=MEMBERS_PLANNER))[0]
         total = counted["n"]
         sort_column = _SORT_COLUMNS[order]
         page_where = where
@@ -330,7 +336,7 @@ class ReadModels:
                      " SELECT * FROM matching ORDER BY sort_key, member_id LIMIT %(limit)s")
         rows = [take_cell(r) for r in await self.fetch(
             f"SELECT p.*, {CELL_COLUMNS} FROM ({query}) p LEFT JOIN units cu ON cu.id = p.as_of_unit_id"
-            " ORDER BY p.sort_key, p.member_id", params, prepare=False)]
+            " ORDER BY p.sort_key, p.member_id", params, prepare=False, planner=MEMBERS_PLANNER)]
         page = rows[:first]
         return Page(page, total, len(rows) > first, after is not None,
                     encode_cursor(page[0]["sort_key"], page[0]["member_id"]) if page else None,
@@ -355,11 +361,11 @@ class ReadModels:
                  " SELECT t.matches, p.* FROM (SELECT count(*) AS matches FROM matching) t"
                  f" LEFT JOIN LATERAL (SELECT * FROM matching{cursor} ORDER BY sort_key, member_id LIMIT %(limit)s) p"
                  " ON true")
-        # Planned for its values every time (see the count in member_page), and for tables read from memory.
+        # Planned for its values every time (see the count in member_page).
         rows = await self.fetch(
             f"SELECT q.matches, {MEMBER_COLUMNS}, q.as_of_unit_id, q.sort_key, {CELL_COLUMNS} FROM ({query}) q"
             " LEFT JOIN members m ON m.member_id = q.member_id LEFT JOIN units cu ON cu.id = q.as_of_unit_id"
-            " ORDER BY q.sort_key, q.member_id", params, prepare=False, planner=SEARCH_PLANNER)
+            " ORDER BY q.sort_key, q.member_id", params, prepare=False, planner=MEMBERS_PLANNER)
         total = rows[0]["matches"] if rows else 0
         for row in rows:
             del row["matches"]

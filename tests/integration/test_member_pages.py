@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.projections import PROJECTIONS
 from gateway.projections.base import dispatcher
-from gateway.read_models import SEARCH_PLANNER, ReadModels, Scope, vietnam_today
+from gateway.read_models import MEMBERS_PLANNER, ReadModels, Scope, vietnam_today
 from servicekit.database import CONSUMER_SCHEMA_DDL, connect, migrate
 from servicekit.events import Checkpoint
 from tests.integration.test_gateway_properties import build_history, consumed
@@ -147,12 +147,12 @@ async def _check_plans(database_url: str, schema: str, root: uuid.UUID) -> None:
             prepared = [r[0] for r in await cur.fetchall()]
         assert prepared, "the pool's one connection prepares the statements used five times"
         assert not [s for s in prepared if "search_name LIKE" in s], prepared
-        # A search is planned with random reads priced as from memory, and the price does not outlive it on the
+        # A members page is planned with random reads priced as from memory, and the price does not outlive it on the
         # pooled connection.
         async with pool.connection() as conn:
             default = (await (await conn.execute("SHOW random_page_cost")).fetchone() or [None])[0]
         assert default != "1.1"
-        cost = await models.fetch("SELECT current_setting('random_page_cost') AS cost", planner=SEARCH_PLANNER)
+        cost = await models.fetch("SELECT current_setting('random_page_cost') AS cost", planner=MEMBERS_PLANNER)
         assert cost == [{"cost": "1.1"}]
         async with pool.connection() as conn:
             assert (await (await conn.execute("SHOW random_page_cost")).fetchone() or [None])[0] == default
