@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -155,6 +156,12 @@ async def _check_plans(database_url: str, schema: str, root: uuid.UUID) -> None:
         cost = await models.fetch("SELECT current_setting('random_page_cost') AS cost", planner=MEMBERS_PLANNER)
         assert cost == [{"cost": "1.1"}]
         async with pool.connection() as conn:
+            assert (await (await conn.execute("SHOW random_page_cost")).fetchone() or [None])[0] == default
+        # Nor when the statement fails: the connection goes back to the pool out of any transaction.
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await models.fetch("SELECT 1 / %(zero)s AS n", {"zero": 0}, planner=MEMBERS_PLANNER)
+        async with pool.connection() as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             assert (await (await conn.execute("SHOW random_page_cost")).fetchone() or [None])[0] == default
     finally:
         await pool.close()
