@@ -110,6 +110,14 @@ def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, st
                     attempt(commands.member_command(people[who % len(people)], lambda m, _, y=rated, lv=level:
                                                     member_rules.rate(m, year=y, level=lv,
                                                                       today=dt.date(2026, 11, 23))))
+            case ("exempt", who, day) if people:
+                attempt(commands.member_command(people[who % len(people)], lambda m, _, d=day: member_rules.exempt(
+                    m, effective_on=d, reason="sức khỏe", decision_ref="QĐ", today=dt.date(2026, 11, 23))))
+            case ("screen", who, day) if people:
+                attempt(commands.member_command(people[who % len(people)], lambda m, _, d=day:
+                                                member_rules.place_on_screening_list(
+                                                    m, effective_on=d, reason="xếp loại",
+                                                    today=dt.date(2026, 11, 23))))
             case ("badge", who, day) if people:
                 attempt(commands.member_command(people[who % len(people)], lambda m, _, d=day: member_rules.award_badge(
                     m, years=30, awarded_on=d, early_reason=None, decision_ref="QĐ", today=dt.date(2026, 11, 23))))

@@ -30,6 +30,8 @@ HISTORY = [
     ("die", 11, dt.date(2021, 5, 1)),
     ("move", 4, 5, dt.date(2022, 1, 10)),
     ("merge", 1, 0, dt.date(2023, 7, 1)),
+    *(("exempt", who, dt.date(2024, 2, 1)) for who in (3, 9, 14, 20)),
+    *(("screen", who, dt.date(2024, 3, 1)) for who in (5, 9, 16)),
 ]
 
 # Every member of a subtree today with a status, in page order, counted from the rows themselves.
@@ -85,36 +87,47 @@ async def _check(database_url: str, schema: str, units: dict[str, str]) -> None:
             cur = await conn.execute("SELECT DISTINCT status FROM members ORDER BY 1")
             present = [r[0] for r in await cur.fetchall()]
         assert {"official", "left", "deceased"} <= set(present), present
-        checked = 0
+        checked = flagged = 0
+        cases = [(statuses, search, day, None)
+                 for statuses in (["official"], ["probationary"], ["official", "probationary"], ["left", "deceased"])
+                 for search, day in ((None, None), ("vu van", None), ("vu van", dt.date(2020, 6, 1)),
+                                     ("khong ai", None))
+                 # A past day counts the members who were active then.
+                 if day is None or statuses != ["left", "deceased"]]
+        # A flag is the member's today, on any day asked for.
+        cases += [(["official", "probationary"], search, day, flag) for flag in ("exempted", "on_screening_list")
+                  for search, day in ((None, None), ("vu van", None), (None, dt.date(2024, 6, 1)))]
         for name, unit in units.items():
-            for statuses in (["official"], ["probationary"], ["official", "probationary"], ["left", "deceased"]):
-                for search, day in ((None, None), ("vu van", None), ("vu van", dt.date(2020, 6, 1)),
-                                    ("khong ai", None)):
-                    if day is not None and statuses == ["left", "deceased"]:
-                        continue  # a past day counts the members who were active then
-                    async with pool.connection() as conn:
-                        cur = await conn.execute(EXPECTED if day is None else EXPECTED_AS_OF,
-                                                 {"root": unit, "day": day or vietnam_today(), "statuses": statuses,
-                                                  "search": f"%{search or ''}%"})
-                        expected = [str(r[0]) for r in await cur.fetchall()]
-                    for dense in (True, False):
-                        models._dense = lambda _matches, _members, answer=dense: answer  # type: ignore[assignment]
-                        seen, total = await _walk(models, uuid.UUID(unit), statuses, search, day)
-                        assert total == len(expected), (name, statuses, search, day, dense)
-                        assert seen == expected, (name, statuses, search, day, dense)
-                    checked += bool(expected)
+            for statuses, search, day, flag in cases:
+                expected_query = EXPECTED if day is None else EXPECTED_AS_OF
+                if flag:
+                    expected_query = expected_query.replace(" ORDER BY", f" AND {flag} ORDER BY")
+                async with pool.connection() as conn:
+                    cur = await conn.execute(expected_query,
+                                             {"root": unit, "day": day or vietnam_today(), "statuses": statuses,
+                                              "search": f"%{search or ''}%"})
+                    expected = [str(r[0]) for r in await cur.fetchall()]
+                for dense in (True, False):
+                    models._dense = lambda _matches, _members, answer=dense: answer  # type: ignore[assignment]
+                    seen, total = await _walk(models, uuid.UUID(unit), statuses, search, day,
+                                              [flag] if flag else [])
+                    assert total == len(expected), (name, statuses, search, day, flag, dense)
+                    assert seen == expected, (name, statuses, search, day, flag, dense)
+                checked += bool(expected)
+                flagged += bool(expected and flag)
         assert checked >= 10, "the history gives most subtrees members to page through"
+        assert flagged >= 6, "the history gives some subtrees exempted members and members on the screening list"
     finally:
         await pool.close()
 
 
 async def _walk(models: ReadModels, unit: uuid.UUID, statuses: list[str], search: str | None,
-                day: dt.date | None = None) -> tuple[list[str], int]:
+                day: dt.date | None = None, flags: list[str] | None = None) -> tuple[list[str], int]:
     seen: list[str] = []
     after = None
     while True:
         page = await models.member_page(scope=Scope(None), unit_id=unit, include_descendants=True,
-                                        statuses=statuses, flags=[], search=search, day=day, order="NAME",
+                                        statuses=statuses, flags=flags or [], search=search, day=day, order="NAME",
                                         first=2, after=after)
         seen += [str(r["member_id"]) for r in page.rows]
         if not page.has_next:

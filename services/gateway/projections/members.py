@@ -78,6 +78,10 @@ CREATE INDEX IF NOT EXISTS members_search ON members USING gin (search_name gin_
 -- The first page of a large subtree in name order: read in order, not sorted from the whole subtree.
 CREATE INDEX IF NOT EXISTS members_by_name ON members (search_name, member_id);
 CREATE INDEX IF NOT EXISTS members_probation ON members (probation_ends_on) WHERE status = 'probationary';
+-- A flag's members under a large subtree: found through the few flagged rows, not the whole table (the exempted
+-- members under Hanoi's root among 10 provinces: 454 -> 87 ms; those on the screening list 431 -> 18 ms).
+CREATE INDEX IF NOT EXISTS members_exempted ON members (unit_id) WHERE exempted;
+CREATE INDEX IF NOT EXISTS members_on_screening_list ON members (unit_id) WHERE on_screening_list;
 
 -- [valid_from, valid_to): where a member counted and with which status.
 CREATE TABLE IF NOT EXISTS member_intervals (
