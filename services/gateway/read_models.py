@@ -126,7 +126,7 @@ class ReadModels:
                     planner: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """`prepare=False` plans the statement for its parameters every time (psycopg prepares a statement
         after five uses, and PostgreSQL may then settle on one generic plan for every parameter). `planner` sets
-        planner settings (constants of this module) for this statement alone."""
+        planner settings (constants of this module) for this statement alone; such a statement is never prepared."""
         self.statements += 1
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             if not planner:

@@ -118,6 +118,10 @@ def build_history(reg: RegistryUnderTest, operations: list[Any]) -> dict[str, st
                                                 member_rules.place_on_screening_list(
                                                     m, effective_on=d, reason="xếp loại",
                                                     today=dt.date(2026, 11, 23))))
+            case ("host", who, cell, day) if people:
+                attempt(commands.member_command(people[who % len(people)], lambda m, _, c=cells[cell], d=day:
+                                                member_rules.host_temporarily(m, host_unit_id=c, effective_on=d,
+                                                                              until=None, transfer_id=None)))
             case ("badge", who, day) if people:
                 attempt(commands.member_command(people[who % len(people)], lambda m, _, d=day: member_rules.award_badge(
                     m, years=30, awarded_on=d, early_reason=None, decision_ref="QĐ", today=dt.date(2026, 11, 23))))

@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS members (
     leave_reason text,
     version integer NOT NULL
 -- Most events (a rating, a card, a badge) rewrite a member's row without touching an indexed column: with room on
--- its page the new version stays there (a HOT update) and none of the six indexes is written.
+-- its page the new version stays there (a HOT update) and none of its indexes is written.
 ) WITH (fillfactor = 80);
 CREATE INDEX IF NOT EXISTS members_in_unit ON members (unit_id, status);
 CREATE INDEX IF NOT EXISTS members_hosted ON members (host_unit_id) WHERE host_unit_id IS NOT NULL;
