@@ -329,8 +329,10 @@ class ReadModels:
         params["limit"] = first + 1
         select = (f"SELECT {MEMBER_COLUMNS}, {column} AS as_of_unit_id, {sort_column} AS sort_key"
                   f" FROM {source} WHERE {page_where}")
-        if order == "NAME" and not as_of and self._dense(total, counted["members"]):
+        if order == "NAME" and self._dense(total, counted["members"]):
             # Matches are common in name order: reading the name index until the page is full beats sorting them.
+            # On a past day too, each member's interval probed in turn: Hanoi's 217,214 members on 2020-06-01 at
+            # `national`, 10 provinces, took 645 ms sorted, 129 ms read in name order.
             query = f"{with_clause}{select} ORDER BY {sort_column}, m.member_id LIMIT %(limit)s"
         else:
             # Few matches: found first, then sorted (read in name order, they would be scattered across it). Only
