@@ -205,6 +205,9 @@ SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN day - date_part('doy', day):
  GROUP BY 1, 2, 3, 4, 5 HAVING sum(delta) <> 0
 """
 _SUMS = _SUMS_INTO.format(table="statistics_deltas", changes="figures_changes", boundary="statistics_boundary")
+# Written in key order, a recount's sums lay a root's rows of one grain side by side, so a form's range reads a few
+# pages rather than a page a row (the city's four days at `hanoi`: ~3,400 pages and 9.5 ms as the sums came out of
+# their aggregation, 2.7 ms in key order).
 _IN_KEY_ORDER = " ORDER BY 1, 2, 3, 4, 5\n"
 _MERGE = _SUMS + _IN_KEY_ORDER + """ON CONFLICT (root_id, grain, period_start, dimension, value)
 DO UPDATE SET delta = statistics_deltas.delta + EXCLUDED.delta
@@ -369,7 +372,8 @@ def _replace_the_sums(conn: psycopg.Connection) -> None:
     # Every row is counted afresh, around the current year's 1 January: no 'b' row to carry over.
     conn.execute(f"UPDATE statistics_boundary SET boundary = {_CURRENT_YEAR}")
     _make_the_next_sums(conn)
-    conn.execute(_SUMS_INTO.format(table=_NEXT, changes="figures_changes", boundary="statistics_boundary"))
+    conn.execute(_SUMS_INTO.format(table=_NEXT, changes="figures_changes", boundary="statistics_boundary")
+                 + _IN_KEY_ORDER)
     _swap_in_the_next_sums(conn)
     empty_work_tables(conn, "figures_changes")
 
@@ -393,7 +397,8 @@ Connect = Callable[[], psycopg.Connection]
 
 _EXPAND_INTO_CHANGES = _EXPAND.replace("INSERT INTO figures_changes", f"INSERT INTO {_CHANGES}", 1)
 # A part's sums; the boundary is the one the recount chose, passed in, since its own transaction sets it.
-_SUMS_OF_A_PART = _SUMS_INTO.format(table=_NEXT, boundary="(SELECT %(boundary)s::date AS boundary)", changes="{part}")
+_SUMS_OF_A_PART = (_SUMS_INTO.format(table=_NEXT, boundary="(SELECT %(boundary)s::date AS boundary)", changes="{part}")
+                   + _IN_KEY_ORDER)
 
 
 def _parts(members: int, members_per_part: int) -> int:
