@@ -167,8 +167,13 @@ def new_admin(bootstrap_servers: str, *, client_id: str) -> KafkaAdminClient:
 
 def topic_ids(admin: KafkaAdminClient, topics: list[str]) -> dict[str, str]:
     """The current id of each existing topic (absent ones are left out)."""
+    return ids_of(admin.describe_topics(topics))
+
+
+def ids_of(descriptions: list[dict[str, Any]]) -> dict[str, str]:
+    """The id of each existing topic in an answer of `describe_topics` (absent ones are left out)."""
     found: dict[str, str] = {}
-    for described in admin.describe_topics(topics):
+    for described in descriptions:
         if described.get("error_code", 0) == 0 and described.get("topic_id"):
             topic_id = str(described["topic_id"])
             if topic_id != str(uuid.UUID(int=0)):
