@@ -217,23 +217,26 @@ COMPOSITION_DIMENSIONS = ("total", "status", "gender", "age_band", "ethnicity", 
 # process; OFFSET 0 keeps each range a probe of the index (joined, a root's every row was read and hashed: 28 ms for
 # the city at `small`).
 _RANGES = """
-SELECT r.ix, s.dimension, s.value, sum(r.sign * s.delta)::int AS n
+SELECT false, s.dimension, s.value, {sums}
   FROM (VALUES {ranges}) AS r(ix, sign, grain, lo, hi)
  CROSS JOIN LATERAL (SELECT dimension, value, delta FROM statistics_deltas
                       WHERE root_id = %s AND grain = r.grain AND period_start >= r.lo AND period_start < r.hi
                      OFFSET 0) AS s
- GROUP BY 1, 2, 3
-UNION ALL SELECT -1, 'boundary', boundary::text, 0 FROM statistics_boundary"""
+ GROUP BY 2, 3
+UNION ALL SELECT true, 'boundary', boundary::text{nothing} FROM statistics_boundary"""
 _RANGE = '(%s::int, %s::int, %s::"char", %s::date, %s::date)'
 
 
 def figures_at(root: uuid.UUID, days: list[dt.date], boundary: dt.date) -> tuple[str, list[Any]]:
+    """A row per (dimension, value) with its running sum on each day, one column a day (a row per day and pair
+    made the API build four times as many rows for the city's forms); and a row with the boundary."""
     ranges, params = [], []
     for ix, day in enumerate(days):
         for part in running_sum(day, boundary):
             ranges.append(_RANGE)
             params += [ix, part.sign, part.grain, part.lo, part.hi]
-    return _RANGES.format(ranges=", ".join(ranges)), [*params, root]
+    sums = ", ".join(f"(sum(r.sign * s.delta) FILTER (WHERE r.ix = {ix}))::int" for ix in range(len(days)))
+    return _RANGES.format(ranges=", ".join(ranges), sums=sums, nothing=", NULL::int" * len(days)), [*params, root]
 
 
 # New members are few: found by their facts in the period, then placed in the subtree by the ancestry.
@@ -267,17 +270,20 @@ class StatisticsQueries:
         wanted = sorted(set(days))
         boundary = _boundaries.get(self.pool, dt.date(1900, 1, 1))
         while True:
-            rows = await rows_of(self.pool, *figures_at(root, wanted, boundary))
-            held = next(dt.date.fromisoformat(r["value"]) for r in rows if r["ix"] == -1)
+            async with self.pool.connection() as conn:
+                rows = await (await conn.execute(*figures_at(root, wanted, boundary))).fetchall()
+            held = next(dt.date.fromisoformat(value) for is_boundary, _, value, *_ in rows if is_boundary)
             if held == boundary:
                 break
             # The projections moved the boundary (once a year): the ranges are computed again around it.
             _boundaries[self.pool] = boundary = held
-        found: dict[dt.date, Figures] = {day: {} for day in days}
-        for r in rows:
-            if r["ix"] >= 0 and r["n"]:
-                found[wanted[r["ix"]]][(r["dimension"], r["value"])] = int(r["n"])
-        return found
+        by_column: list[Figures] = [{} for _ in wanted]
+        for is_boundary, dimension, value, *sums in rows:
+            if not is_boundary:
+                for figures, n in zip(by_column, sums, strict=True):
+                    if n:
+                        figures[(dimension, value)] = n
+        return {day: by_column[wanted.index(day)] for day in days}
 
     @staticmethod
     def bieu1_of(opening: Figures, closing: Figures) -> dict[tuple[str, str], int]:
