@@ -3,6 +3,7 @@ that fails makes them again."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_a_failed_check_makes_the_clients_again_at_the_next(probe: ProjectionLag
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         expected = probe.caught_up({})
-        broken = probe._admin
+        broken, consumer = probe._admin, probe._consumer
 
         def broker_gone(*_: object, **__: object) -> None:
             raise KafkaConnectionError("the broker went away")
@@ -50,7 +51,38 @@ def test_a_failed_check_makes_the_clients_again_at_the_next(probe: ProjectionLag
         with pytest.raises(KafkaConnectionError):
             probe.caught_up({})
         assert probe._admin is None and probe._consumer is None
+        assert broken._closed and consumer._closed, "the failed check's clients were left open"
         assert probe.caught_up({}) == expected
         assert probe._admin is not broken
     finally:
         probe.close()
+
+
+def test_a_check_behind_a_stuck_one_answers_not_ready_and_shutdown_closes_the_clients(
+        probe: ProjectionLagProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe.caught_up({})
+    admin, consumer = probe._admin, probe._consumer
+    asked, release = threading.Event(), threading.Event()
+    describe = admin.describe_topics
+
+    def stuck(*args: object, **kwargs: object) -> object:
+        asked.set()
+        release.wait(10)
+        return describe(*args, **kwargs)
+
+    monkeypatch.setattr(admin, "describe_topics", stuck)
+    monkeypatch.setattr(probe, "wait_s", 0.2)
+    first = threading.Thread(target=probe.caught_up, args=({},))
+    first.start()
+    try:
+        assert asked.wait(5)
+        ready, detail = probe.caught_up({})
+        assert not ready and "still waiting for the broker" in detail
+        probe.close()  # at shutdown, while the stuck check holds the clients
+        assert not admin._closed, "closed under the check that uses it"
+    finally:
+        release.set()
+        first.join(10)
+    assert admin._closed and consumer._closed, "the check under way at shutdown left its clients open"
+    assert probe.caught_up({}) == (False, "shutting down")
+    assert probe._admin is None and probe._consumer is None
