@@ -206,8 +206,8 @@ SELECT root_id, g.grain, CASE g.grain WHEN 'y' THEN day - date_part('doy', day):
 """
 _SUMS = _SUMS_INTO.format(table="statistics_deltas", changes="figures_changes", boundary="statistics_boundary")
 # Written in key order, a recount's sums lay a root's rows of one grain side by side, so a form's range reads a few
-# pages rather than a page a row (the city's four days at `hanoi`: ~3,400 pages and 9.5 ms as the sums came out of
-# their aggregation, 2.7 ms in key order).
+# pages rather than a page a row (the city's four days at `hanoi`, read in one process: ~3,400 pages and 9.5 ms as
+# the sums came out of their aggregation, 2.7 ms in key order).
 _IN_KEY_ORDER = " ORDER BY 1, 2, 3, 4, 5\n"
 _MERGE = _SUMS + _IN_KEY_ORDER + """ON CONFLICT (root_id, grain, period_start, dimension, value)
 DO UPDATE SET delta = statistics_deltas.delta + EXCLUDED.delta
